@@ -1,0 +1,137 @@
+"""Training: one jitted full-batch AdamW step and one jitted eval step, with fixed shapes.
+
+Per-step train metrics are written by the jitted step into a small device buffer (one row per
+step, `eval_every` rows) and fetched in one block at each eval, which needs a host sync anyway;
+so the hot loop never waits on the device except at eval steps.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from omegaconf import DictConfig
+from tinygrad import Context, Tensor, TinyJit, dtypes
+from tinygrad.nn.optim import AdamW
+from tinygrad.nn.state import get_parameters
+from tqdm import tqdm
+
+from grok_sweep.data import Split, make_split
+from grok_sweep.model import GPT, cross_entropy
+from grok_sweep.store import MetricsLog
+
+
+@dataclass
+class Outcome:
+    log: MetricsLog
+    status: str  # "completed" or "diverged"
+    compile_time_s: float  # first two steps: the eager run and the JIT capture compile every kernel
+    loop_time_s: float  # the rest of the loop, evals included
+
+
+def _accuracy(logits: Tensor, labels: Tensor) -> Tensor:
+    return (logits.argmax(axis=-1) == labels).cast(dtypes.float32).mean()
+
+
+class Trainer:
+    def __init__(self, cfg: DictConfig):
+        data_seed, init_seed, batch_seed = np.random.SeedSequence(cfg.seed).spawn(3)
+        self.split: Split = make_split(cfg.modulus, cfg.train_ratio, np.random.default_rng(data_seed))
+        dev, self.cfg = cfg.train.device, cfg
+        self.model = GPT(
+            np.random.default_rng(init_seed),
+            cfg.modulus,
+            cfg.width,
+            cfg.model.heads,
+            cfg.model.layers,
+            cfg.model.mlp_width or 4 * cfg.width,
+            dev,
+        )
+        self.params = get_parameters(self.model)
+        self.opt = AdamW(
+            self.params,
+            lr=cfg.optim.lr,
+            b1=cfg.optim.beta1,
+            b2=cfg.optim.beta2,
+            eps=cfg.optim.eps,
+            weight_decay=cfg.weight_decay,
+        )
+        s = self.split
+        self.x_train, self.y_train, self.x_test, self.y_test = (
+            Tensor(a, device=dev) for a in (s.x_train, s.y_train, s.x_test, s.y_test)
+        )
+        self.batch_rng = np.random.default_rng(batch_seed)
+        self.block = cfg.eval_every
+        self.hist = Tensor.zeros(self.block, 2, device=dev).contiguous()
+        self.counter = Tensor.zeros(1, dtype=dtypes.int32, device=dev).contiguous()
+        Tensor.realize(*self.params, self.x_train, self.y_train, self.x_test, self.y_test, self.hist, self.counter)
+        self.train_step = TinyJit(self._train_step)
+        self.eval_step = TinyJit(self._eval_step)
+
+    def _train_step(self, x: Tensor, y: Tensor) -> Tensor:
+        with Context(TRAINING=1):
+            self.opt.zero_grad()
+            logits = self.model(x)
+            loss = cross_entropy(logits, y, self.cfg.train.loss_dtype)
+            loss.backward()
+            row = Tensor.stack(loss.cast(dtypes.float32), _accuracy(logits, y)).reshape(1, 2)
+            here = (Tensor.arange(self.block) == self.counter % self.block).reshape(self.block, 1)
+            self.hist.assign(here.where(row, self.hist))
+            self.counter.assign(self.counter + 1)
+            Tensor.realize(self.hist, self.counter, *self.opt.schedule_step())
+        return self.counter
+
+    def _eval_step(self) -> Tensor:
+        logits = self.model(self.x_test)
+        loss = cross_entropy(logits, self.y_test, self.cfg.train.loss_dtype)
+        norm = Tensor.stack(*[(p * p).sum() for p in self.params]).sum().sqrt()
+        return Tensor.stack(loss.cast(dtypes.float32), _accuracy(logits, self.y_test), norm).realize()
+
+    def batch(self) -> tuple[Tensor, Tensor]:
+        size = self.cfg.train.batch_size
+        if size is None:
+            return self.x_train, self.y_train
+        idx = self.batch_rng.choice(len(self.split.y_train), size=size, replace=False)
+        dev = self.cfg.train.device
+        return Tensor(self.split.x_train[idx], device=dev), Tensor(self.split.y_train[idx], device=dev)
+
+    def fetch_train_rows(self, log: MetricsLog, upto: int) -> bool:
+        """Copy the train metrics of steps [log.filled, upto) from the device; False if any is non-finite."""
+        if upto <= log.filled:
+            return True
+        hist = self.hist.numpy()
+        rows = hist[[s % self.block for s in range(log.filled, upto)]]
+        log.add_train(rows)
+        return bool(np.isfinite(rows).all())
+
+    def fit(self, bar: tqdm | None = None) -> Outcome:
+        steps, log = self.cfg.steps, MetricsLog(self.cfg.steps)
+        t0, t_compiled, status = time.perf_counter(), None, "completed"
+        for s in range(steps):
+            if s % self.cfg.eval_every == 0 or s == steps - 1:
+                if not self.fetch_train_rows(log, s):
+                    status = "diverged"
+                    break
+                test = self.eval_step().numpy()
+                log.add_eval(s, test)
+                _show(bar, log, s)
+            self.train_step(*self.batch())
+            if s == 1:
+                self.counter.numpy()  # wait for the device so the compile time is honest
+                t_compiled = time.perf_counter()
+            if bar is not None:
+                bar.update(1)
+        if status == "completed" and not self.fetch_train_rows(log, steps):
+            status = "diverged"
+        t_end = time.perf_counter()
+        t_compiled = t_compiled or t_end
+        return Outcome(log, status, t_compiled - t0, t_end - t_compiled)
+
+
+def _show(bar: tqdm | None, log: MetricsLog, step: int) -> None:
+    if bar is None:
+        return
+    c, last = log.cols, log.filled - 1
+    train = f"train loss {c['train_loss'][last]:.3g} acc {c['train_acc'][last]:.3f} | " if last >= 0 else ""
+    bar.set_postfix_str(f"{train}test loss {c['test_loss'][step]:.3g} acc {c['test_acc'][step]:.3f}", refresh=False)

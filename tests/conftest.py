@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from grok_sweep.config import register
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+# small enough to compile and train in seconds on a 2-core CPU
+TINY = ["modulus=7", "train_ratio=0.6", "width=16", "model.heads=2", "steps=40", "eval_every=7"]
+
+register()
+
+
+def make_cfg(*overrides: str) -> DictConfig:
+    """The real conf/config.yaml composed through Hydra, with command-line style overrides."""
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+        return compose("config", overrides=list(overrides))
+
+
+@pytest.fixture
+def tiny_cfg() -> DictConfig:
+    return make_cfg(*TINY)

@@ -1,0 +1,75 @@
+import subprocess
+import sys
+
+import pytest
+from hydra.errors import ConfigCompositionException
+from omegaconf.errors import ValidationError
+
+from conftest import ROOT, TINY, make_cfg
+from grok_sweep.config import ConfigError, validate
+
+BAD = [
+    (["train_ratio=1.5"], "train_ratio=1.5", "strictly between 0 and 1"),
+    (["train_ratio=0"], "train_ratio=0", "strictly between 0 and 1"),
+    (["width=30"], "width=30", "multiple of model.heads=4"),
+    (["modulus=1"], "modulus=1", ">= 2"),
+    (["steps=0"], "steps=0", ">= 1"),
+    (["eval_every=0"], "eval_every=0", ">= 1"),
+    (["modulus=3", "train_ratio=0.1"], "train_ratio=0.1", "train split empty"),
+    (["modulus=3", "train_ratio=0.99999999999999"], "train_ratio=0.99999999999999", "test split empty"),
+    (["weight_decay=-1"], "weight_decay=-1", ">= 0"),
+    (["seed=-1"], "seed=-1", ">= 0"),
+    (["model.heads=0"], "model.heads=0", ">= 1"),
+    (["model.layers=0"], "model.layers=0", ">= 1"),
+    (["model.mlp_width=0"], "model.mlp_width=0", ">= 1"),
+    (["optim.lr=0"], "optim.lr=0", "> 0"),
+    (["optim.beta2=1.0"], "optim.beta2=1.0", "[0, 1)"),
+    (["optim.eps=0"], "optim.eps=0", "> 0"),
+    (["train.batch_size=100000"], "train.batch_size=100000", "1..480"),
+    (["train.loss_dtype=float16"], "train.loss_dtype='float16'", "float32 or float64"),
+    (["train.device=TPU"], "train.device='TPU'", "a tinygrad device"),
+]
+
+
+@pytest.mark.parametrize("overrides,key_value,allowed", BAD, ids=[b[1] for b in BAD])
+def test_bad_values_are_refused_with_key_value_and_rule(overrides, key_value, allowed):
+    with pytest.raises(ConfigError) as err:
+        validate(make_cfg(*overrides))
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert msg.startswith(key_value) and allowed in msg
+
+
+def test_defaults_and_tiny_config_are_valid():
+    validate(make_cfg())
+    validate(make_cfg(*TINY))
+
+
+def test_typos_and_wrong_types_fail_at_composition():
+    with pytest.raises(ConfigCompositionException, match="wieght_decay"):
+        make_cfg("wieght_decay=0.1")
+    with pytest.raises((ConfigCompositionException, ValidationError), match="weight_decay"):
+        make_cfg("weight_decay=abc")
+
+
+def test_nanda2023_preset_is_nandas_setup():
+    cfg = make_cfg("+experiment=nanda2023")
+    validate(cfg)
+    assert (cfg.modulus, cfg.train_ratio, cfg.weight_decay, cfg.width) == (113, 0.3, 1.0, 128)
+    assert (cfg.optim.lr, cfg.optim.beta1, cfg.optim.beta2) == (1e-3, 0.9, 0.98)
+    assert (cfg.model.heads, cfg.model.layers, cfg.train.batch_size) == (4, 1, None)
+
+
+def test_cli_refuses_bad_value_in_one_line_before_training(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "grok_sweep", "train_ratio=1.5", f"hydra.run.dir={run_dir}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode != 0
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert lines == ["grok_sweep: error: train_ratio=1.5 is not allowed: a fraction strictly between 0 and 1"]
+    assert not (run_dir / "metrics.parquet").exists()

@@ -1,0 +1,74 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import TINY, make_cfg
+from grok_sweep.app import run_job
+
+COLUMNS = {
+    "step": "int64",
+    "train_loss": "double",
+    "train_acc": "double",
+    "test_loss": "double",
+    "test_acc": "double",
+    "weight_norm": "double",
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tiny")
+    cfg = make_cfg(*TINY)
+    return cfg, run_job(cfg, out, progress=False), out
+
+
+def test_tiny_run_writes_the_documented_schema(tiny_run):
+    cfg, _, out = tiny_run
+    schema = pq.read_schema(out / "metrics.parquet")
+    assert {f.name: str(f.type) for f in schema} == COLUMNS
+    df = pd.read_parquet(out / "metrics.parquet")
+    assert df["step"].tolist() == list(range(cfg.steps))
+    eval_steps = [s for s in range(cfg.steps) if s % cfg.eval_every == 0] + [cfg.steps - 1]
+    for col in ("test_loss", "test_acc", "weight_norm"):
+        assert df.loc[df[col].notna(), "step"].tolist() == eval_steps, col
+    assert df[["train_loss", "train_acc"]].notna().all().all()
+    assert df["train_acc"].between(0, 1).all() and df["test_acc"].dropna().between(0, 1).all()
+
+
+def test_tiny_run_lowers_the_train_loss(tiny_run):
+    _, _, out = tiny_run
+    loss = pd.read_parquet(out / "metrics.parquet")["train_loss"].to_numpy()
+    assert loss[-5:].mean() < 0.5 * loss[:5].mean()
+
+
+def test_result_json_describes_the_run(tiny_run):
+    cfg, result, out = tiny_run
+    on_disk = json.loads((out / "result.json").read_text())
+    assert on_disk == result
+    assert result["status"] == "completed" and result["steps_run"] == cfg.steps
+    assert (result["n_train"], result["n_test"]) == (29, 20)  # floor(0.6 * 49)
+    assert result["device"] == "CPU" and result["versions"]["tinygrad"] == "0.14.0"
+    assert result["wall_time_s"] > 0 and result["steps_per_s"] > 0 and result["compile_time_s"] > 0
+
+
+def test_same_config_and_seed_give_identical_parquet(tiny_run, tmp_path):
+    cfg, _, out = tiny_run
+    run_job(cfg, tmp_path, progress=False)
+    first, second = (pd.read_parquet(d / "metrics.parquet") for d in (out, tmp_path))
+    pd.testing.assert_frame_equal(first, second, check_exact=True)
+
+
+def test_another_seed_gives_other_numbers(tiny_run, tmp_path):
+    _, _, out = tiny_run
+    run_job(make_cfg(*TINY, "seed=1"), tmp_path, progress=False)
+    a, b = (pd.read_parquet(d / "metrics.parquet")["train_loss"] for d in (out, tmp_path))
+    assert not np.allclose(a, b)
+
+
+def test_minibatch_run_trains(tmp_path):
+    run_job(make_cfg(*TINY, "train.batch_size=8", "steps=60"), tmp_path, progress=False)
+    loss = pd.read_parquet(tmp_path / "metrics.parquet")["train_loss"].to_numpy()
+    assert loss[-10:].mean() < loss[:10].mean()
