@@ -5,8 +5,10 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from grok_sweep.aggregate import aggregate
 from grok_sweep.app import run_job
 from grok_sweep.config import ConfigError, register
 
@@ -16,10 +18,14 @@ register()
 # config_path is relative to this file; it only resolves to the top-level conf/ from __main__
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> None:
+    hydra_cfg = HydraConfig.get()
+    out_dir = Path(hydra_cfg.runtime.output_dir)
     try:
-        run_job(cfg, Path(HydraConfig.get().runtime.output_dir))
+        run_job(cfg, out_dir)
     except ConfigError as err:
         sys.exit(f"grok_sweep: error: {err}")
+    if hydra_cfg.mode == RunMode.RUN:  # a multirun is aggregated once, by its callback
+        aggregate(out_dir)
 
 
 if __name__ == "__main__":

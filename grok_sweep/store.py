@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from omegaconf import OmegaConf
 
 METRICS_FILE = "metrics.parquet"
 RESULT_FILE = "result.json"
@@ -59,7 +61,7 @@ class MetricsLog:
         return pa.Table.from_arrays(arrays, schema=SCHEMA)
 
 
-def _atomic(path: Path, write: Any) -> None:
+def atomic_write(path: Path, write: Any) -> None:
     # write beside the target and rename, so a reader never sees a half-written file
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     write(tmp)
@@ -68,15 +70,70 @@ def _atomic(path: Path, write: Any) -> None:
 
 def write_metrics(log: MetricsLog, out_dir: Path) -> Path:
     path = out_dir / METRICS_FILE
-    _atomic(path, lambda p: pq.write_table(log.table(), p))
+    atomic_write(path, lambda p: pq.write_table(log.table(), p))
     return path
 
 
 def write_result(result: dict[str, Any], out_dir: Path) -> Path:
     path = out_dir / RESULT_FILE
-    _atomic(path, lambda p: p.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n"))
+    atomic_write(path, lambda p: p.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n"))
     return path
 
 
-def read_metrics(path: Path | str) -> pd.DataFrame:
-    return pd.read_parquet(path)
+# reading a job folder back: what the aggregator sees of each job
+
+
+@dataclass
+class Job:
+    name: str  # folder relative to the sweep folder ("." for a single run)
+    config: dict[str, Any]  # flattened: {"optim.lr": 0.01, ...}
+    overrides: frozenset[str]
+    result: Optional[dict[str, Any]]
+    metrics: Optional[pd.DataFrame]
+
+    @property
+    def status(self) -> str:
+        # no result.json yet: the job is running, or was stopped before it finished
+        return self.result["status"] if self.result else "incomplete"
+
+
+def _flatten(node: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def load_job(folder: Path, root: Path) -> Job:
+    hydra_dir = folder / ".hydra"
+    config = _flatten(OmegaConf.to_container(OmegaConf.load(hydra_dir / "config.yaml")))
+    overrides = frozenset(OmegaConf.to_container(OmegaConf.load(hydra_dir / "overrides.yaml")))
+    result = json.loads((folder / RESULT_FILE).read_text()) if (folder / RESULT_FILE).exists() else None
+    metrics = pd.read_parquet(folder / METRICS_FILE) if (folder / METRICS_FILE).exists() else None
+    name = folder.relative_to(root).as_posix()
+    return Job(name, config, overrides, result, metrics)
+
+
+def find_jobs(root: Path) -> list[Job]:
+    """Every job folder under `root` (or `root` itself): those holding a .hydra/config.yaml."""
+    found = {p.parent.parent for p in root.rglob("config.yaml") if p.parent.name == ".hydra"}
+    folders = sorted(f for f in found if f == root or root in f.parents)
+    return [load_job(f, root) for f in folders]
+
+
+def planned_jobs(root: Path) -> tuple[list[frozenset[str]], list[str]]:
+    """The jobs a multirun asked for (from its multirun.yaml) and the keys it sweeps."""
+    path = root / "multirun.yaml"
+    if not path.exists():
+        return [], []
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    task = list(OmegaConf.load(path).hydra.overrides.task)
+    parsed = OverridesParser.create().parse_overrides(task)
+    swept = [o.get_key_element().lstrip("+~") for o in parsed if o.is_sweep_override()]
+    batches = BasicSweeper.split_arguments(parsed, None)[0]
+    return [frozenset(job) for job in batches], swept

@@ -30,3 +30,9 @@ def test_multirun_grid_writes_one_parquet_per_job_in_readable_folders(tmp_path):
         df = pd.read_parquet(job / "metrics.parquet")
         assert len(df) == 40 and df["test_acc"].notna().any()
         assert json.loads((job / "result.json").read_text())["status"] == "completed"
+    # the callback aggregated the sweep once its jobs were done
+    assert "phase table (rows train_ratio, columns weight_decay" in proc.stdout
+    summary = pd.read_parquet(sweep / "summary.parquet")
+    assert len(summary) == 4 and (summary["status"] == "completed").all()
+    assert len(pd.read_parquet(sweep / "metrics.parquet")) == 4 * 40
+    assert (sweep / "phase_diagram.png").stat().st_size > 0 and (sweep / "curves.png").stat().st_size > 0

@@ -1,0 +1,123 @@
+"""Aggregation of a fake sweep folder: known curves, a failed job, an unfinished one, a missing one."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.image import imread
+from omegaconf import OmegaConf
+
+from conftest import ROOT, make_cfg
+from grok_sweep.aggregate import AggregateError, aggregate, phase_cells, phase_table
+from grok_sweep.detect import PHASES
+from grok_sweep.store import METRICS_FILE
+
+SUMMARY_COLUMNS = [
+    "job", "weight_decay", "train_ratio", "seed", "status", "steps_run", "memorization_step", "grokking_step",
+    "sustained_grokking_step", "grokking_delay", "phase", "final_test_acc", "best_test_acc", "wall_time_s",
+    "steps_per_s",
+]  # fmt: skip
+
+
+def _metrics(mem, grok, steps=1000, eval_every=10):
+    step = np.arange(steps)
+    test = np.where(step >= (grok if grok is not None else steps), 1.0, 0.2)
+    return pd.DataFrame({
+        "step": step,
+        "train_loss": np.where(step >= mem, 0.01, 2.0),
+        "train_acc": np.where(step >= mem, 1.0, 0.3),
+        "test_loss": np.where(step % eval_every == 0, 1.0 - test, np.nan),
+        "test_acc": np.where(step % eval_every == 0, test, np.nan),
+        "weight_norm": np.where(step % eval_every == 0, 10.0, np.nan),
+    })  # fmt: skip
+
+
+def _job(sweep, wd, ratio, status=None, mem=50, grok=None, steps=1000):
+    overrides = [f"weight_decay={wd}", f"train_ratio={ratio}"]
+    folder = sweep / f"train_ratio={ratio},weight_decay={wd}"
+    (folder / ".hydra").mkdir(parents=True)
+    OmegaConf.save(make_cfg(*overrides), folder / ".hydra" / "config.yaml")
+    OmegaConf.save(OmegaConf.create(overrides), folder / ".hydra" / "overrides.yaml")
+    if status is not None:
+        _metrics(mem, grok, steps).to_parquet(folder / METRICS_FILE)
+        result = {"status": status, "steps_run": steps, "wall_time_s": 12.5, "steps_per_s": 80.0}
+        (folder / "result.json").write_text(json.dumps(result))
+    return folder
+
+
+@pytest.fixture
+def sweep(tmp_path):
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    task = {"hydra": {"overrides": {"task": ["weight_decay=0.1,1.0", "train_ratio=0.3,0.5,0.7"]}}}
+    OmegaConf.save(OmegaConf.create(task), sweep / "multirun.yaml")
+    _job(sweep, 1.0, 0.5, "completed", mem=50, grok=600)  # grokking
+    _job(sweep, 1.0, 0.7, "completed", mem=50, grok=80)  # comprehension
+    _job(sweep, 0.1, 0.5, "completed", mem=50, grok=None)  # memorization
+    _job(sweep, 0.1, 0.3, "failed", mem=50, grok=None, steps=200)
+    _job(sweep, 1.0, 0.3)  # started, no metrics or result yet; (0.1, 0.7) never started
+    return sweep
+
+
+def test_aggregate_writes_summary_metrics_and_figures(sweep):
+    printed = []
+    written = aggregate(sweep, echo=printed.append)
+    assert set(written) == {"summary", "metrics", "phase_diagram", "curves"}
+    s = pd.read_parquet(sweep / "summary.parquet")
+    assert list(s.columns) == SUMMARY_COLUMNS and len(s) == 5
+    for col in ("steps_run", "memorization_step", "grokking_step", "sustained_grokking_step", "grokking_delay"):
+        assert str(s[col].dtype) == "Int64", col
+    assert isinstance(s["phase"].dtype, pd.CategoricalDtype) and s["phase"].cat.ordered
+    assert list(s["phase"].cat.categories) == list(PHASES)
+    by = s.set_index(["train_ratio", "weight_decay"])
+    assert by.loc[(0.5, 1.0), "phase"] == "grokking" and by.loc[(0.5, 1.0), "grokking_delay"] == 550
+    assert by.loc[(0.7, 1.0), "phase"] == "comprehension"
+    assert by.loc[(0.5, 0.1), "phase"] == "memorization" and pd.isna(by.loc[(0.5, 0.1), "grokking_step"])
+    assert by.loc[(0.3, 0.1), "status"] == "failed" and pd.isna(by.loc[(0.3, 0.1), "phase"])
+    assert by.loc[(0.3, 1.0), "status"] == "incomplete"
+    m = pd.read_parquet(sweep / "metrics.parquet")
+    assert len(m) == 3 * 1000 + 200 and {"job", "weight_decay", "train_ratio", "step"} <= set(m.columns)
+    text = "\n".join(printed)
+    assert "grokking @600" in text and "failed: train_ratio=0.3,weight_decay=0.1" in text
+    assert "missing (1 planned jobs not started): train_ratio=0.7,weight_decay=0.1" in text
+    for name in ("phase_diagram", "curves"):
+        image = imread(written[name])
+        assert image.shape[0] > 200 and image.shape[1] > 200 and image.std() > 0.05, name
+
+
+def test_phase_table_has_rows_by_cols_and_seed_agreement():
+    summary = pd.DataFrame({
+        "train_ratio": [0.3, 0.3, 0.3, 0.5],
+        "weight_decay": [1.0, 1.0, 1.0, 1.0],
+        "status": ["completed", "completed", "diverged", "completed"],
+        "phase": ["grokking", "grokking", None, "comprehension"],
+        "sustained_grokking_step": [1000, 3000, None, 200],
+    })  # fmt: skip
+    table = phase_table(phase_cells(summary, "train_ratio", "weight_decay"), "train_ratio", "weight_decay")
+    assert table.loc[0.3, 1.0] == "grokking @2000 (2/3)"
+    assert table.loc[0.5, 1.0] == "comprehension @200"
+
+
+def test_single_run_folder_keeps_its_own_metrics(sweep):
+    job = sweep / "train_ratio=0.5,weight_decay=1.0"
+    before = (job / METRICS_FILE).read_bytes()
+    printed = []
+    written = aggregate(job, echo=printed.append)
+    assert set(written) == {"summary", "curves"}
+    assert (job / METRICS_FILE).read_bytes() == before
+    assert "first at step 600, for good from step 600; phase: grokking" in printed[0]
+
+
+def test_bad_requests_are_one_line_errors(sweep, tmp_path):
+    with pytest.raises(AggregateError, match="no such folder"):
+        aggregate(tmp_path / "nope")
+    with pytest.raises(AggregateError, match="no job folders"):
+        aggregate(tmp_path / "sweep" / "train_ratio=0.5,weight_decay=1.0" / ".hydra")
+    with pytest.raises(AggregateError, match="did you mean weight_decay"):
+        aggregate(sweep, rows="wieght_decay")
+    proc = subprocess.run([sys.executable, "-m", "grok_sweep.aggregate", str(tmp_path / "nope")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 1 and proc.stderr.strip().count("\n") == 0 and "no such folder" in proc.stderr
