@@ -10,9 +10,10 @@ from omegaconf import DictConfig
 
 from grok_sweep.aggregate import aggregate
 from grok_sweep.app import run_job
-from grok_sweep.config import ConfigError, register
+from grok_sweep.config import ConfigError, check_command_line, register
 
 register()
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 
 # config_path is relative to this file; it only resolves to the top-level conf/ from __main__
@@ -21,12 +22,16 @@ def main(cfg: DictConfig) -> None:
     hydra_cfg = HydraConfig.get()
     out_dir = Path(hydra_cfg.runtime.output_dir)
     try:
-        run_job(cfg, out_dir)
+        result = run_job(cfg, out_dir)
     except ConfigError as err:
         sys.exit(f"grok_sweep: error: {err}")
     if hydra_cfg.mode == RunMode.RUN:  # a multirun is aggregated once, by its callback
         aggregate(out_dir)
+        if result["status"] != "completed":
+            sys.exit(f"grok_sweep: the run {result['status']} at step {result['stopped_at_step']}: {out_dir}")
 
 
 if __name__ == "__main__":
+    if problems := check_command_line(sys.argv[1:], CONF_DIR):
+        sys.exit("\n".join(f"grok_sweep: error: {p}" for p in problems))
     main()

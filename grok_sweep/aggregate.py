@@ -165,7 +165,7 @@ def _choose_axes(jobs: list[Job], keys: list[str], rows: Optional[str], cols: Op
 
 
 def aggregate(root: Path, rows: Optional[str] = None, cols: Optional[str] = None, rule: Rule = DEFAULT_RULE,
-              echo=print) -> dict[str, Path]:  # fmt: skip
+              echo=print) -> tuple[pd.DataFrame, dict[str, Path]]:  # fmt: skip
     """Write the sweep's metrics.parquet, summary.parquet and figures into `root`; print the phase table."""
     if not root.is_dir():
         raise AggregateError(f"{root}: no such folder")
@@ -197,7 +197,7 @@ def aggregate(root: Path, rows: Optional[str] = None, cols: Optional[str] = None
         _report(echo, split, rows, cols, summary, missing_jobs(jobs, planned))
     for name, path in written.items():
         echo(f"wrote {name}: {path}")
-    return written
+    return summary, written
 
 
 def run_line(job: pd.Series, threshold: float) -> str:
@@ -236,7 +236,10 @@ class AggregateCallback(Callback):
         self.rule = Rule(threshold, delay_ratio, min_delay)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        aggregate(Path(config.hydra.sweep.dir), self.rows, self.cols, self.rule)
+        summary, _ = aggregate(Path(config.hydra.sweep.dir), self.rows, self.cols, self.rule)
+        bad = summary.loc[summary["status"].isin(["failed", "diverged"]), "job"].tolist()
+        if bad:
+            sys.exit(f"grok_sweep: {len(bad)} job(s) failed or diverged: {'; '.join(bad)}")
 
 
 def main(argv: Optional[list[str]] = None) -> None:

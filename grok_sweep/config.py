@@ -7,8 +7,10 @@ values that are well typed but impossible (train_ratio=1.5, width=30 with 4 head
 
 from __future__ import annotations
 
+import difflib
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
@@ -35,6 +37,9 @@ class TrainConfig:
     batch_size: Optional[int] = MISSING  # null means full batch
     device: str = MISSING  # a tinygrad device: CPU, CUDA, NV, METAL, ...
     loss_dtype: str = MISSING  # float64 or float32, see model.cross_entropy
+    beam: int = MISSING  # tinygrad BEAM search width for the step's kernels; 0 = off
+    checkpoint_every: int = MISSING  # steps between checkpoints (and metrics flushes); 0 = never
+    keep_checkpoint: bool = MISSING  # keep a finished job's checkpoint
 
 
 @dataclass
@@ -68,34 +73,33 @@ def split_sizes(modulus: int, train_ratio: float) -> tuple[int, int]:
     return n_train, total - n_train
 
 
-def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
-    if not ok:
-        raise ConfigError(f"{key}={value!r} is not allowed: {allowed}")
-
-
 def validate(cfg: DictConfig | Config) -> None:
     """Raise ConfigError naming the first bad key, its value and what is allowed."""
+    if found := problems(cfg):
+        raise ConfigError(found[0])
+
+
+def problems(cfg: DictConfig | Config) -> list[str]:
+    """Every bad value in `cfg`, one line each: the key, its value and what is allowed."""
+    found: list[str] = []
+
+    def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
+        if not ok:
+            found.append(f"{key}={value!r} is not allowed: {allowed}")
+
     m, o, t = cfg.model, cfg.optim, cfg.train
     _check(cfg.modulus >= 2, "modulus", cfg.modulus, "an integer >= 2")
     _check(0 < cfg.train_ratio < 1, "train_ratio", cfg.train_ratio, "a fraction strictly between 0 and 1")
     n_train, n_test = split_sizes(cfg.modulus, cfg.train_ratio)
-    _check(
-        n_train >= 1,
-        "train_ratio",
-        cfg.train_ratio,
-        f"it leaves the train split empty for modulus={cfg.modulus} ({cfg.modulus**2} pairs)",
-    )
-    _check(
-        n_test >= 1,
-        "train_ratio",
-        cfg.train_ratio,
-        f"it leaves the test split empty for modulus={cfg.modulus} ({cfg.modulus**2} pairs)",
-    )
+    pairs = f"for modulus={cfg.modulus} ({cfg.modulus**2} pairs)"
+    if 0 < cfg.train_ratio < 1:  # the sizes say more only for a ratio in range
+        _check(n_train >= 1, "train_ratio", cfg.train_ratio, f"it leaves the train split empty {pairs}")
+        _check(n_test >= 1, "train_ratio", cfg.train_ratio, f"it leaves the test split empty {pairs}")
     _check(cfg.weight_decay >= 0, "weight_decay", cfg.weight_decay, "a number >= 0")
     _check(m.heads >= 1, "model.heads", m.heads, "an integer >= 1")
-    _check(
-        cfg.width >= 1 and cfg.width % m.heads == 0, "width", cfg.width, f"a positive multiple of model.heads={m.heads}"
-    )
+    if m.heads >= 1:
+        _check(cfg.width >= 1 and cfg.width % m.heads == 0, "width", cfg.width,
+               f"a positive multiple of model.heads={m.heads}")  # fmt: skip
     _check(cfg.seed >= 0, "seed", cfg.seed, "an integer >= 0")
     _check(cfg.steps >= 1, "steps", cfg.steps, "an integer >= 1")
     _check(cfg.eval_every >= 1, "eval_every", cfg.eval_every, "an integer >= 1")
@@ -112,12 +116,63 @@ def validate(cfg: DictConfig | Config) -> None:
         f"null (full batch) or 1..{n_train}, the train split's size",
     )
     _check(t.loss_dtype in ("float32", "float64"), "train.loss_dtype", t.loss_dtype, "float32 or float64")
-    _check_device(t.device)
+    _check(t.checkpoint_every >= 0, "train.checkpoint_every", t.checkpoint_every, "0 (never) or a number of steps")
+    _check(t.beam >= 0, "train.beam", t.beam, "0 (off) or a search width >= 1")
+    devices = _devices()
+    _check(t.device.split(":")[0].upper() in devices, "train.device", t.device,
+           f"a tinygrad device, one of {', '.join(devices)}")  # fmt: skip
+    return found
 
 
-def _check_device(device: str) -> None:
+def _devices() -> list[str]:
     from tinygrad import Device
 
-    backend = device.split(":")[0].upper()
-    known = sorted(Device._devices)
-    _check(backend in known, "train.device", device, f"a tinygrad device, one of {', '.join(known)}")
+    return sorted(Device._devices)
+
+
+def schema_keys(node: type = Config, prefix: str = "") -> list[str]:
+    """Every config key as written on the command line: modulus, optim.lr, ..."""
+    keys = []
+    for f in fields(node):
+        sub = f.default_factory if is_dataclass(f.default_factory) else None
+        keys += schema_keys(sub, f"{prefix}{f.name}.") if sub else [f"{prefix}{f.name}"]
+    return keys
+
+
+def check_command_line(args: list[str], conf_dir: Path) -> list[str]:
+    """Every problem in every job a command line asks for, one line each, before anything runs."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        parsed = OverridesParser.create().parse_overrides([a for a in args if "=" in a and not a.startswith("-")])
+        jobs = BasicSweeper.split_arguments(parsed, None)[0]
+    except Exception:  # noqa: BLE001 - not ours to judge: Hydra reports bad override syntax itself
+        return []
+    known, problems = schema_keys(), []
+    for o in parsed:
+        key = o.get_key_element().lstrip("+~")
+        if key.split(".")[0].split("/")[0] == "hydra" or (conf_dir / key).is_dir() or key in known:
+            continue
+        close = difflib.get_close_matches(key, known, n=1)
+        problems.append(f"unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    if problems:
+        return problems
+    for job in jobs:
+        task = [o for o in job if not o.lstrip("+~").startswith("hydra")]
+        prefix = f"job {','.join(sorted(task))}: " if len(jobs) > 1 else ""
+        problems += [prefix + p for p in _check_job(task, conf_dir)]
+    return problems
+
+
+def _check_job(overrides: list[str], conf_dir: Path) -> list[str]:
+    from hydra import compose, initialize_config_dir
+
+    try:
+        with initialize_config_dir(version_base="1.3", config_dir=str(conf_dir)):
+            cfg = compose("config", overrides=overrides)
+    except Exception as err:  # noqa: BLE001 - Hydra's composition errors: wrong types, bad groups
+        cause = err.__cause__ or err
+        key = getattr(cause, "full_key", None)
+        return [(f"{key}: " if key else "") + str(cause).strip().splitlines()[0]]
+    return problems(cfg)

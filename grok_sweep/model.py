@@ -39,9 +39,29 @@ class Block:
         out = q.scaled_dot_product_attention(k, v, is_causal=True)
         return out.transpose(1, 2).reshape(b, t, d) @ self.wo
 
+    def mlp(self, x: Tensor) -> Tensor:
+        return (x @ self.w_in + self.b_in).relu() @ self.w_out + self.b_out
+
     def __call__(self, x: Tensor) -> Tensor:
+        """Residual stream (batch, 3, d) -> (batch, 3, d), every position."""
         x = x + self.attention(x)
-        return x + ((x @ self.w_in + self.b_in).relu() @ self.w_out + self.b_out)
+        return x + self.mlp(x)
+
+    def mix(self, scores: Tensor, values: Tensor, resid: Tensor) -> Tensor:
+        """The last position's output from its scores (batch, 3, heads), values (batch, 3, d), residual (batch, d)."""
+        b, t, d = values.shape
+        weights = scores.softmax(axis=1).unsqueeze(-1)  # over the 3 key positions, per head
+        z = (weights * values.reshape(b, t, self.heads, d // self.heads)).sum(1).reshape(b, d)
+        x = resid + z @ self.wo
+        return x + self.mlp(x)
+
+    def last(self, x: Tensor) -> Tensor:
+        """Residual stream (batch, 3, d) -> (batch, d) at the last position only: the loss needs no more."""
+        b, t, d = x.shape
+        dh = d // self.heads
+        q = (x[:, -1] @ self.wq).reshape(b, 1, self.heads, dh)
+        k = (x @ self.wk).reshape(b, t, self.heads, dh)
+        return self.mix((k * q).sum(-1) / math.sqrt(dh), x @ self.wv, x[:, -1])
 
 
 class GPT:
@@ -55,7 +75,42 @@ class GPT:
         self.unembed = _normal(rng, (width, modulus), width, device)
 
     def __call__(self, x: Tensor) -> Tensor:
-        """Tokens (batch, 3) -> logits (batch, p) at the last position."""
+        """Tokens (batch, 3), the last one "=" -> logits (batch, p) at the last position.
+
+        Computes only what the loss reads: the last block runs at the last position only, and a
+        single block reads its keys, values and scores from per-token tables (every input token is
+        one of p + 1, and the query token is always "="), so each example costs table lookups, the
+        output projection, the MLP and the unembedding. `reference` is the same function, plainly.
+        """
+        if len(self.blocks) == 1:
+            return self._one_block(x) @ self.unembed
+        h = self.tok_emb[x] + self.pos_emb
+        for block in self.blocks[:-1]:
+            h = block(h)
+        return self.blocks[-1].last(h) @ self.unembed
+
+    def _one_block(self, x: Tensor) -> Tensor:
+        blk, b = self.blocks[0], x.shape[0]
+        d = self.tok_emb.shape[1]
+        dh = d // blk.heads
+        resid = (self.tok_emb[-1] + self.pos_emb[2]).reshape(1, d)  # "=" at the last position
+        q = (resid @ blk.wq).reshape(blk.heads, dh) / math.sqrt(dh)
+        scores, values = [], []
+        for pos in (0, 1):
+            # one table per position (not one sliced table): tinygrad fuses the gradients of slices of
+            # one tensor into a single kernel that nests the two batch reductions (N^2 work)
+            table = self.tok_emb + self.pos_emb[pos]  # (vocab, d): the residual of each token here
+            s_tab = ((table @ blk.wk).reshape(self.vocab, blk.heads, dh) * q).sum(-1)  # (vocab, heads)
+            # lookups as matmuls with materialized one-hot rows, so their gradients are plain matmuls
+            onehot = x[:, pos].one_hot(self.vocab).cast(dtypes.float32).contiguous()
+            scores.append((onehot @ s_tab).contiguous())
+            values.append((onehot @ (table @ blk.wv)).contiguous())
+        scores.append((((resid @ blk.wk).reshape(blk.heads, dh) * q).sum(-1)).reshape(1, -1).expand(b, -1))
+        values.append((resid @ blk.wv).expand(b, d))
+        return blk.mix(Tensor.stack(*scores, dim=1), Tensor.stack(*values, dim=1), resid.expand(b, d))
+
+    def reference(self, x: Tensor) -> Tensor:
+        """The straightforward forward: every block at every position, logits read at the last."""
         h = x.one_hot(self.vocab).cast(dtypes.float32) @ self.tok_emb + self.pos_emb
         for block in self.blocks:
             h = block(h)

@@ -49,6 +49,13 @@ class MetricsLog:
             self.cols[c][self.filled : end] = rows[:, i]
         self.filled = end
 
+    def restore(self, df: pd.DataFrame, steps: int) -> None:
+        """Take back rows [0, steps) of a metrics table written earlier by this job."""
+        rows = df[df["step"] < steps]
+        for c in TRAIN_COLS + EVAL_COLS:
+            self.cols[c][:steps] = rows[c].to_numpy(dtype=float, na_value=np.nan)
+        self.filled = steps
+
     def add_eval(self, step: int, values: np.ndarray) -> None:
         for c, v in zip(EVAL_COLS, values, strict=True):
             self.cols[c][step] = v
@@ -66,6 +73,34 @@ def atomic_write(path: Path, write: Any) -> None:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     write(tmp)
     os.replace(tmp, path)
+
+
+CHECKPOINT_FILE = "checkpoint.safetensors"
+
+
+def write_checkpoint(tensors: dict[str, Any], meta: dict[str, Any], out_dir: Path) -> Path:
+    """Device state as safetensors, host state (step, RNG, config) as JSON in its metadata: one atomic file."""
+    from tinygrad.nn.state import safe_save
+
+    path = out_dir / CHECKPOINT_FILE
+    atomic_write(path, lambda p: safe_save(tensors, str(p), metadata={"grok_sweep": json.dumps(meta)}))
+    return path
+
+
+def read_checkpoint(out_dir: Path) -> Optional[tuple[dict[str, Any], dict[str, Any]]]:
+    """(tensors, host state) of the job's checkpoint, or None if it has none."""
+    from tinygrad.nn.state import safe_load, safe_load_metadata
+
+    path = out_dir / CHECKPOINT_FILE
+    if not path.exists():
+        return None
+    meta = safe_load_metadata(path)[2]["__metadata__"]
+    return safe_load(path), json.loads(meta["grok_sweep"])
+
+
+def read_result(out_dir: Path) -> Optional[dict[str, Any]]:
+    path = out_dir / RESULT_FILE
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 def write_metrics(log: MetricsLog, out_dir: Path) -> Path:

@@ -7,14 +7,17 @@ so the hot loop never waits on the device except at eval steps.
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from omegaconf import DictConfig
 from tinygrad import Context, Tensor, TinyJit, dtypes
 from tinygrad.nn.optim import AdamW
-from tinygrad.nn.state import get_parameters
+from tinygrad.nn.state import get_parameters, get_state_dict
 from tqdm import tqdm
 
 from grok_sweep.data import Split, make_split
@@ -56,6 +59,7 @@ class Trainer:
             b2=cfg.optim.beta2,
             eps=cfg.optim.eps,
             weight_decay=cfg.weight_decay,
+            fused=True,  # one update kernel for all parameters instead of three per tensor
         )
         s = self.split
         self.x_train, self.y_train, self.x_test, self.y_test = (
@@ -66,6 +70,7 @@ class Trainer:
         self.hist = Tensor.zeros(self.block, 2, device=dev).contiguous()
         self.counter = Tensor.zeros(1, dtype=dtypes.int32, device=dev).contiguous()
         Tensor.realize(*self.params, self.x_train, self.y_train, self.x_test, self.y_test, self.hist, self.counter)
+        self.log, self.step = MetricsLog(cfg.steps), 0  # the next step to run
         self.train_step = TinyJit(self._train_step)
         self.eval_step = TinyJit(self._eval_step)
 
@@ -96,37 +101,74 @@ class Trainer:
         dev = self.cfg.train.device
         return Tensor(self.split.x_train[idx], device=dev), Tensor(self.split.y_train[idx], device=dev)
 
-    def fetch_train_rows(self, log: MetricsLog, upto: int) -> bool:
+    def fetch_train_rows(self, upto: int) -> bool:
         """Copy the train metrics of steps [log.filled, upto) from the device; False if any is non-finite."""
-        if upto <= log.filled:
+        if upto <= self.log.filled:
             return True
         hist = self.hist.numpy()
-        rows = hist[[s % self.block for s in range(log.filled, upto)]]
-        log.add_train(rows)
+        rows = hist[[s % self.block for s in range(self.log.filled, upto)]]
+        self.log.add_train(rows)
         return bool(np.isfinite(rows).all())
 
-    def fit(self, bar: tqdm | None = None) -> Outcome:
-        steps, log = self.cfg.steps, MetricsLog(self.cfg.steps)
-        t0, t_compiled, status = time.perf_counter(), None, "completed"
-        for s in range(steps):
+    def state(self) -> dict[str, Tensor]:
+        """Everything a resumed run needs on the device: weights, optimizer moments, step counter."""
+        st = {f"model.{k}": v for k, v in get_state_dict(self.model).items()}
+        st.update({f"opt.m.{i}": t for i, t in enumerate(self.opt.m)})
+        st.update({f"opt.v.{i}": t for i, t in enumerate(self.opt.v)})
+        return {**st, "opt.b1_t": self.opt.b1_t, "opt.b2_t": self.opt.b2_t, "counter": self.counter}
+
+    def host_state(self) -> dict:
+        return {"step": self.step, "batch_rng": self.batch_rng.bit_generator.state}
+
+    def restore(self, tensors: dict[str, Tensor], host: dict, metrics: pd.DataFrame) -> None:
+        """Continue from a checkpoint taken at step host["step"], with the metrics rows before it."""
+        for name, t in self.state().items():
+            t.assign(tensors[name].to(t.device)).realize()
+        self.step = host["step"]
+        self.batch_rng.bit_generator.state = host["batch_rng"]
+        self.log.restore(metrics, self.step)
+
+    def fit(self, bar: tqdm | None = None, checkpoint: Callable[[], None] | None = None) -> Outcome:
+        """Train from self.step to cfg.steps; `checkpoint` is called every train.checkpoint_every steps."""
+        with Context(BEAM=self.cfg.train.beam):  # only the first calls compile; BEAM picks their kernels
+            return self._fit(bar, checkpoint)
+
+    def _fit(self, bar: tqdm | None, checkpoint: Callable[[], None] | None) -> Outcome:
+        steps, every, log = self.cfg.steps, self.cfg.train.checkpoint_every, self.log
+        first, t0, t_compiled, status = self.step, time.perf_counter(), None, "completed"
+        for s in range(first, steps):
+            self.step = s
+            if checkpoint and every and s % every == 0 and s > first:
+                self.fetch_train_rows(s)
+                checkpoint()
             if s % self.cfg.eval_every == 0 or s == steps - 1:
-                if not self.fetch_train_rows(log, s):
+                if not self.fetch_train_rows(s):
                     status = "diverged"
                     break
-                test = self.eval_step().numpy()
-                log.add_eval(s, test)
+                log.add_eval(s, self.eval_step().numpy())
                 _show(bar, log, s)
+            _inject_fault(s, self.cfg.seed)
             self.train_step(*self.batch())
-            if s == 1:
+            if s == first + 1:
                 self.counter.numpy()  # wait for the device so the compile time is honest
                 t_compiled = time.perf_counter()
             if bar is not None:
                 bar.update(1)
-        if status == "completed" and not self.fetch_train_rows(log, steps):
-            status = "diverged"
+        else:
+            self.step = steps
+            if not self.fetch_train_rows(steps):
+                status = "diverged"
         t_end = time.perf_counter()
         t_compiled = t_compiled or t_end
         return Outcome(log, status, t_compiled - t0, t_end - t_compiled)
+
+
+def _inject_fault(step: int, seed: int) -> None:
+    # failure injection for the failure-isolation tests: GROK_SWEEP_FAIL_AT_STEP=N raises at step N
+    # in every job, N:S only in jobs with seed S
+    spec = os.environ.get("GROK_SWEEP_FAIL_AT_STEP")
+    if spec and spec in (str(step), f"{step}:{seed}"):
+        raise RuntimeError(f"injected failure at step {step} (GROK_SWEEP_FAIL_AT_STEP={spec})")
 
 
 def _show(bar: tqdm | None, log: MetricsLog, step: int) -> None:

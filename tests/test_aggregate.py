@@ -64,7 +64,7 @@ def sweep(tmp_path):
 
 def test_aggregate_writes_summary_metrics_and_figures(sweep):
     printed = []
-    written = aggregate(sweep, echo=printed.append)
+    _, written = aggregate(sweep, echo=printed.append)
     assert set(written) == {"summary", "metrics", "phase_diagram", "curves"}
     s = pd.read_parquet(sweep / "summary.parquet")
     assert list(s.columns) == SUMMARY_COLUMNS and len(s) == 5
@@ -105,7 +105,7 @@ def test_single_run_folder_keeps_its_own_metrics(sweep):
     job = sweep / "train_ratio=0.5,weight_decay=1.0"
     before = (job / METRICS_FILE).read_bytes()
     printed = []
-    written = aggregate(job, echo=printed.append)
+    _, written = aggregate(job, echo=printed.append)
     assert set(written) == {"summary", "curves"}
     assert (job / METRICS_FILE).read_bytes() == before
     assert "first at step 600, for good from step 600; phase: grokking" in printed[0]

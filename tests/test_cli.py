@@ -36,3 +36,11 @@ def test_multirun_grid_writes_one_parquet_per_job_in_readable_folders(tmp_path):
     assert len(summary) == 4 and (summary["status"] == "completed").all()
     assert len(pd.read_parquet(sweep / "metrics.parquet")) == 4 * 40
     assert (sweep / "phase_diagram.png").stat().st_size > 0 and (sweep / "curves.png").stat().st_size > 0
+
+    # the same command again on the same sweep folder trains nothing: every job is already finished
+    before = {job: ((job / "result.json").read_bytes(), (job / "metrics.parquet").stat().st_mtime_ns) for job in jobs}
+    again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.count("already completed, skipped") == 4 and "train:" not in again.stderr
+    after = {job: ((job / "result.json").read_bytes(), (job / "metrics.parquet").stat().st_mtime_ns) for job in jobs}
+    assert after == before

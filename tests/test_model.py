@@ -1,6 +1,9 @@
 import numpy as np
+import pytest
 from tinygrad import Tensor
+from tinygrad.nn.state import get_parameters
 
+from grok_sweep.data import all_pairs
 from grok_sweep.model import GPT, cross_entropy
 
 
@@ -44,3 +47,22 @@ def test_float64_loss_resolves_tiny_losses():
     y = np.array([3], dtype=np.int32)
     got = float(cross_entropy(Tensor(z), Tensor(y), "float64").numpy())
     np.testing.assert_allclose(got, np.log1p(6 * np.exp(-20.0)), rtol=1e-6)
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_fast_forward_matches_reference_logits_and_gradients(layers):
+    p = 7
+    model = _model(p, width=16, heads=2, layers=layers)
+    x, y = all_pairs(p)
+    x, y = Tensor(x), Tensor(y)
+    params = get_parameters(model)
+    results = []
+    for forward in (model.__call__, model.reference):
+        logits = forward(x)
+        loss = cross_entropy(logits, y)
+        grads = loss.gradient(*params)
+        results.append((logits.numpy(), [g.numpy() for g in grads]))
+    (fast, fast_grads), (ref, ref_grads) = results
+    np.testing.assert_allclose(fast, ref, rtol=1e-5, atol=1e-5)
+    for g_fast, g_ref in zip(fast_grads, ref_grads, strict=True):
+        np.testing.assert_allclose(g_fast, g_ref, rtol=1e-4, atol=1e-6)

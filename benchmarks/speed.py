@@ -1,0 +1,174 @@
+"""grok_sweep's training step against a plain PyTorch eager run of the same model, side by side.
+
+    python benchmarks/speed.py                     # default config and nanda2023, train only and eval/10
+    python benchmarks/speed.py --cases default --steps 500
+
+Each measurement runs in a fresh subprocess (so compile time and peak memory are the job's own),
+single-threaded on both sides. PyTorch trains the same model on the same split from the same
+initial weights with the same loss (float64 log-softmax at the last position) and AdamW, computing
+every position as the papers' code does. grok_sweep runs its real training loop (Trainer.fit).
+Needs the `bench` extra: pip install -e '.[bench]'.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CASES = {"default": [], "nanda2023": ["+experiment=nanda2023"]}
+MODES = {"train only": None, "eval every 10": 10}
+
+
+def _cfg(overrides: list[str]):
+    from hydra import compose, initialize_config_dir
+
+    from grok_sweep.config import register, validate
+
+    register()
+    with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
+        cfg = compose("config", overrides=overrides)
+    validate(cfg)
+    return cfg
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def run_grok_sweep(overrides: list[str], steps: int, eval_every: int | None, beam: int) -> dict:
+    from grok_sweep.train import Trainer
+
+    # train only: evals at the first and last step, as the loop always does
+    cfg = _cfg([*overrides, f"steps={steps}", f"eval_every={eval_every or steps}", f"train.beam={beam}"])
+    out = Trainer(cfg).fit()
+    return {"steps_per_s": (steps - 2) / out.loop_time_s, "first_s": out.compile_time_s, "rss_mb": _peak_rss_mb()}
+
+
+def run_torch(overrides: list[str], steps: int, eval_every: int | None) -> dict:
+    import numpy as np
+    import torch
+
+    from grok_sweep.train import Trainer
+
+    torch.set_num_threads(1)
+    cfg = _cfg(overrides)
+    trainer = Trainer(cfg)  # for the same split and the same initial weights
+    split = trainer.split
+    model = TorchGPT(trainer.model, cfg.model.heads)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, betas=(cfg.optim.beta1, cfg.optim.beta2),
+                            eps=cfg.optim.eps, weight_decay=cfg.weight_decay)  # fmt: skip
+    xs = [
+        torch.from_numpy(np.asarray(a, dtype=np.int64))
+        for a in (split.x_train, split.y_train, split.x_test, split.y_test)
+    ]
+    t0, first, losses = time.perf_counter(), None, []
+    for s in range(steps):
+        if eval_every and s % eval_every == 0:
+            with torch.no_grad():
+                logits = model(xs[2])
+                _ = (_loss(logits, xs[3]).item(), (logits.argmax(-1) == xs[3]).float().mean().item())
+        loss = _loss(model(xs[0]), xs[1])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(loss.detach())
+        if s == 1:
+            first = time.perf_counter() - t0
+            t1 = time.perf_counter()
+    return {"steps_per_s": (steps - 2) / (time.perf_counter() - t1), "first_s": first, "rss_mb": _peak_rss_mb()}
+
+
+def _loss(logits, labels):
+    import torch.nn.functional as F
+
+    return F.cross_entropy(logits.double(), labels)
+
+
+def TorchGPT(tg_model, heads: int):  # noqa: N802 - a class factory, so importing this file needs no torch
+    import torch
+    from torch import nn
+
+    def p(t):
+        return nn.Parameter(torch.from_numpy(t.numpy().copy()))
+
+    class Block(nn.Module):
+        def __init__(self, blk):
+            super().__init__()
+            self.wq, self.wk, self.wv, self.wo = p(blk.wq), p(blk.wk), p(blk.wv), p(blk.wo)
+            self.w_in, self.b_in, self.w_out, self.b_out = p(blk.w_in), p(blk.b_in), p(blk.w_out), p(blk.b_out)
+
+        def forward(self, x):
+            b, t, d = x.shape
+            q, k, v = ((x @ w).view(b, t, heads, d // heads).transpose(1, 2) for w in (self.wq, self.wk, self.wv))
+            att = (q @ k.transpose(-1, -2)) / math.sqrt(d // heads)
+            att = att.masked_fill(torch.ones(t, t, dtype=torch.bool).triu(1), float("-inf")).softmax(-1)
+            x = x + (att @ v).transpose(1, 2).reshape(b, t, d) @ self.wo
+            return x + torch.relu(x @ self.w_in + self.b_in) @ self.w_out + self.b_out
+
+    class GPT(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.tok, self.pos, self.unembed = p(tg_model.tok_emb), p(tg_model.pos_emb), p(tg_model.unembed)
+            self.blocks = nn.ModuleList(Block(b) for b in tg_model.blocks)
+
+        def forward(self, x):
+            h = self.tok[x] + self.pos
+            for block in self.blocks:
+                h = block(h)
+            return (h @ self.unembed)[:, -1]  # every position computed, the last one read
+
+    return GPT()
+
+
+def _worker(args: argparse.Namespace) -> None:
+    overrides, eval_every = CASES[args.case], args.eval_every or None
+    if args.worker == "torch":
+        result = run_torch(overrides, args.steps, eval_every)
+    else:
+        result = run_grok_sweep(overrides, args.steps, eval_every, args.beam)
+    print("RESULT " + json.dumps(result))
+
+
+def _measure(kind: str, case: str, steps: int, eval_every: int | None, beam: int) -> dict:
+    cmd = [sys.executable, __file__, "--worker", kind, "--case", case, "--steps", str(steps),
+           "--eval-every", str(eval_every or 0), "--beam", str(beam)]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+    if proc.returncode != 0 or line is None:
+        raise SystemExit(f"benchmark worker failed: {' '.join(cmd)}\n{proc.stderr[-2000:]}")
+    return json.loads(line[len("RESULT ") :])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, from {', '.join(CASES)}")
+    ap.add_argument("--steps", type=int, default=0, help="timed steps per run (default: 300 default, 30 nanda2023)")
+    ap.add_argument("--beam", type=int, default=None, help="grok_sweep's train.beam (default: the config's)")
+    ap.add_argument("--worker", choices=["grok_sweep", "torch"], help=argparse.SUPPRESS)
+    ap.add_argument("--case", help=argparse.SUPPRESS)
+    ap.add_argument("--eval-every", type=int, default=0, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        return _worker(args)
+    beam = args.beam if args.beam is not None else _cfg([]).train.beam
+    print("| case | mode | grok_sweep steps/s | torch steps/s | ratio | first 2 steps s (grok_sweep / torch) "
+          "| peak RSS MiB (grok_sweep / torch) |\n|---|---|---|---|---|---|---|", flush=True)  # fmt: skip
+    for case in args.cases.split(","):
+        steps = args.steps or (30 if case == "nanda2023" else 300)
+        for mode, every in MODES.items():
+            g = _measure("grok_sweep", case, steps, every, beam)
+            t = _measure("torch", case, steps, every, beam)
+            print(f"| {case} | {mode} | {g['steps_per_s']:.2f} | {t['steps_per_s']:.2f} | "
+                  f"{g['steps_per_s'] / t['steps_per_s']:.2f} | {g['first_s']:.1f} / {t['first_s']:.2f} | "
+                  f"{g['rss_mb']:.0f} / {t['rss_mb']:.0f} |", flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
