@@ -129,5 +129,6 @@ def _draw_curve(ax, rows: pd.DataFrame, job: pd.Series, keys: list[str]) -> None
     ax.set_ylim(-0.03, 1.03)
     ax.grid(alpha=0.3)
     label = job["phase"] if job["status"] == "completed" else job["status"]
-    title = ", ".join(f"{k.split('.')[-1]}={_fmt(job[k])}" for k in keys) or str(job["job"])
-    ax.set_title(f"{title}\n{label}", fontsize=8)
+    title = ", ".join(f"{k.split('.')[-1]}={_fmt(job[k])}" for k in keys)
+    title = title or ("" if job["job"] == "." else str(job["job"]))  # "." is a single run's own folder
+    ax.set_title(f"{title}\n{label}" if title else label, fontsize=8)
