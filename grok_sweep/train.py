@@ -138,13 +138,14 @@ class Trainer:
         first, t0, t_compiled, status = self.step, time.perf_counter(), None, "completed"
         for s in range(first, steps):
             self.step = s
-            if checkpoint and every and s % every == 0 and s > first:
-                self.fetch_train_rows(s)
+            is_checkpoint = checkpoint is not None and every and s % every == 0 and s > first
+            is_eval = s % self.cfg.eval_every == 0 or s == steps - 1
+            if (is_checkpoint or is_eval) and not self.fetch_train_rows(s):
+                status = "diverged"
+                break
+            if is_checkpoint:
                 checkpoint()
-            if s % self.cfg.eval_every == 0 or s == steps - 1:
-                if not self.fetch_train_rows(s):
-                    status = "diverged"
-                    break
+            if is_eval:
                 log.add_eval(s, self.eval_step().numpy())
                 _show(bar, log, s)
             _inject_fault(s, self.cfg.seed)

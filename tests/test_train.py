@@ -72,3 +72,11 @@ def test_minibatch_run_trains(tmp_path):
     run_job(make_cfg(*TINY, "train.batch_size=8", "steps=60"), tmp_path, progress=False)
     loss = pd.read_parquet(tmp_path / "metrics.parquet")["train_loss"].to_numpy()
     assert loss[-10:].mean() < loss[:10].mean()
+
+
+def test_divergence_is_caught_at_checkpoint_fetches_too(tmp_path):
+    # evals only at the first and last step: the checkpoint fetches every 2 steps must see the NaN
+    cfg = make_cfg(*TINY, "optim.lr=1e6", "eval_every=1000", "train.checkpoint_every=2")
+    result = run_job(cfg, tmp_path, progress=False)
+    assert result["status"] == "diverged"
+    assert result["stopped_at_step"] < 20
