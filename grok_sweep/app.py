@@ -15,6 +15,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Optional
 
+import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 from tinygrad.helpers import PARALLEL, Context
 from tqdm import tqdm
@@ -74,7 +75,7 @@ def _run_job(cfg: DictConfig, out_dir: Path, progress: bool) -> dict[str, Any]:
         result["error"] = f"{type(err).__name__}: {err}"
         write_result(result, out_dir)
         return result
-    write_metrics(outcome.log, out_dir)
+    write_metrics(trainer.log, out_dir)
     timings = {"compile_time_s": outcome.compile_time_s, "loop_time_s": outcome.loop_time_s}
     result = _result(cfg, outcome.status, trainer, time.perf_counter() - t0, timings, config, resumed)
     write_result(result, out_dir)
@@ -98,8 +99,6 @@ def _resume(trainer: Trainer, config: str, out_dir: Path) -> Optional[int]:
         return None
     tensors, host = found
     _same_config(host.get("config"), config, out_dir)
-    import pandas as pd
-
     trainer.restore(tensors, host, pd.read_parquet(out_dir / METRICS_FILE))
     log.info("resuming from step %d: %s", trainer.step, out_dir)
     return trainer.step

@@ -139,14 +139,19 @@ def schema_keys(node: type = Config, prefix: str = "") -> list[str]:
     return keys
 
 
-def check_command_line(args: list[str], conf_dir: Path) -> list[str]:
-    """Every problem in every job a command line asks for, one line each, before anything runs."""
+def expand_sweep(overrides: list[str]) -> tuple[list[Any], list[list[str]]]:
+    """Hydra's parsed overrides and the jobs the basic sweeper makes of them, as override lists."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    return parsed, BasicSweeper.split_arguments(parsed, None)[0]
+
+
+def check_command_line(args: list[str], conf_dir: Path) -> list[str]:
+    """Every problem in every job a command line asks for, one line each, before anything runs."""
     try:
-        parsed = OverridesParser.create().parse_overrides([a for a in args if "=" in a and not a.startswith("-")])
-        jobs = BasicSweeper.split_arguments(parsed, None)[0]
+        parsed, jobs = expand_sweep([a for a in args if "=" in a and not a.startswith("-")])
     except Exception:  # noqa: BLE001 - not ours to judge: Hydra reports bad override syntax itself
         return []
     known, problems = schema_keys(), []

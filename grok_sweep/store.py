@@ -146,7 +146,7 @@ def load_job(folder: Path, root: Path) -> Job:
     hydra_dir = folder / ".hydra"
     config = _flatten(OmegaConf.to_container(OmegaConf.load(hydra_dir / "config.yaml")))
     overrides = frozenset(OmegaConf.to_container(OmegaConf.load(hydra_dir / "overrides.yaml")))
-    result = json.loads((folder / RESULT_FILE).read_text()) if (folder / RESULT_FILE).exists() else None
+    result = read_result(folder)
     metrics = pd.read_parquet(folder / METRICS_FILE) if (folder / METRICS_FILE).exists() else None
     name = folder.relative_to(root).as_posix()
     return Job(name, config, overrides, result, metrics)
@@ -164,11 +164,8 @@ def planned_jobs(root: Path) -> tuple[list[frozenset[str]], list[str]]:
     path = root / "multirun.yaml"
     if not path.exists():
         return [], []
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from grok_sweep.config import expand_sweep
 
-    task = list(OmegaConf.load(path).hydra.overrides.task)
-    parsed = OverridesParser.create().parse_overrides(task)
+    parsed, jobs = expand_sweep(list(OmegaConf.load(path).hydra.overrides.task))
     swept = [o.get_key_element().lstrip("+~") for o in parsed if o.is_sweep_override()]
-    batches = BasicSweeper.split_arguments(parsed, None)[0]
-    return [frozenset(job) for job in batches], swept
+    return [frozenset(job) for job in jobs], swept

@@ -27,7 +27,6 @@ from grok_sweep.store import MetricsLog
 
 @dataclass
 class Outcome:
-    log: MetricsLog
     status: str  # "completed" or "diverged"
     compile_time_s: float  # first two steps: the eager run and the JIT capture compile every kernel
     loop_time_s: float  # the rest of the loop, evals included
@@ -161,7 +160,7 @@ class Trainer:
                 status = "diverged"
         t_end = time.perf_counter()
         t_compiled = t_compiled or t_end
-        return Outcome(log, status, t_compiled - t0, t_end - t_compiled)
+        return Outcome(status, t_compiled - t0, t_end - t_compiled)
 
 
 def _inject_fault(step: int, seed: int) -> None:
