@@ -149,7 +149,7 @@ def _measure(kind: str, case: str, steps: int, eval_every: int | None, beam: int
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, from {', '.join(CASES)}")
-    ap.add_argument("--steps", type=int, default=0, help="timed steps per run (default: 300 default, 30 nanda2023)")
+    ap.add_argument("--steps", type=int, default=0, help="timed steps per run (default: 2000 default, 60 nanda2023)")
     ap.add_argument("--beam", type=int, default=None, help="grok_sweep's train.beam (default: the config's)")
     ap.add_argument("--worker", choices=["grok_sweep", "torch"], help=argparse.SUPPRESS)
     ap.add_argument("--case", help=argparse.SUPPRESS)
@@ -161,7 +161,7 @@ def main() -> None:
     print("| case | mode | grok_sweep steps/s | torch steps/s | ratio | first 2 steps s (grok_sweep / torch) "
           "| peak RSS MiB (grok_sweep / torch) |\n|---|---|---|---|---|---|---|", flush=True)  # fmt: skip
     for case in args.cases.split(","):
-        steps = args.steps or (30 if case == "nanda2023" else 300)
+        steps = args.steps or (60 if case == "nanda2023" else 2000)
         for mode, every in MODES.items():
             g = _measure("grok_sweep", case, steps, every, beam)
             t = _measure("torch", case, steps, every, beam)

@@ -49,15 +49,16 @@ def test_float64_loss_resolves_tiny_losses():
     np.testing.assert_allclose(got, np.log1p(6 * np.exp(-20.0)), rtol=1e-6)
 
 
+@pytest.mark.parametrize("for_backward", [False, True])
 @pytest.mark.parametrize("layers", [1, 2])
-def test_fast_forward_matches_reference_logits_and_gradients(layers):
+def test_fast_forward_matches_reference_logits_and_gradients(layers, for_backward):
     p = 7
     model = _model(p, width=16, heads=2, layers=layers)
     x, y = all_pairs(p)
     x, y = Tensor(x), Tensor(y)
     params = get_parameters(model)
     results = []
-    for forward in (model.__call__, model.reference):
+    for forward in (lambda x: model(x, for_backward), model.reference):
         logits = forward(x)
         loss = cross_entropy(logits, y)
         grads = loss.gradient(*params)
@@ -66,3 +67,11 @@ def test_fast_forward_matches_reference_logits_and_gradients(layers):
     np.testing.assert_allclose(fast, ref, rtol=1e-5, atol=1e-5)
     for g_fast, g_ref in zip(fast_grads, ref_grads, strict=True):
         np.testing.assert_allclose(g_fast, g_ref, rtol=1e-4, atol=1e-6)
+
+
+def test_weighted_cross_entropy_is_the_mean_over_weight_one_examples():
+    rng = np.random.default_rng(1)
+    z, y = rng.standard_normal((10, 5)), rng.integers(0, 5, 10)
+    w = np.array([1] * 7 + [0] * 3, dtype=np.float32)
+    padded = cross_entropy(Tensor(z), Tensor(y), "float64", Tensor(w)).numpy()
+    np.testing.assert_allclose(padded, cross_entropy(Tensor(z[:7]), Tensor(y[:7]), "float64").numpy(), rtol=1e-12)
