@@ -6,7 +6,7 @@ from pathlib import Path
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from grok_sweep.aggregate import aggregate
 from grok_sweep.app import run_job
@@ -22,7 +22,7 @@ def main(cfg: DictConfig) -> None:
     hydra_cfg = HydraConfig.get()
     out_dir = Path(hydra_cfg.runtime.output_dir)
     try:
-        result = run_job(cfg, out_dir)
+        result = run_job(cfg, out_dir, job_num=OmegaConf.select(hydra_cfg.job, "num", default=0) or 0)
     except ConfigError as err:
         sys.exit(f"grok_sweep: error: {err}")
     if hydra_cfg.mode == RunMode.RUN:  # a multirun is aggregated once, by its callback

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import platform
 import time
 from importlib.metadata import version
@@ -20,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from tinygrad.helpers import PARALLEL, Context
 from tqdm import tqdm
 
-from grok_sweep.config import ConfigError, split_sizes, validate
+from grok_sweep.config import ConfigError, job_device, split_sizes, validate
 from grok_sweep.store import (
     CHECKPOINT_FILE,
     METRICS_FILE,
@@ -37,15 +38,17 @@ LIBRARIES = ("tinygrad", "numpy", "hydra-core", "omegaconf", "pandas", "pyarrow"
 FINISHED = ("completed", "diverged")  # a re-run skips these; a failed job is tried again
 
 
-def run_job(cfg: DictConfig, out_dir: Path, progress: bool = True) -> dict[str, Any]:
-    """Train one job as configured (or finish it); returns what it wrote to result.json."""
+def run_job(cfg: DictConfig, out_dir: Path, progress: bool = True, job_num: int = 0) -> dict[str, Any]:
+    """Train one job as configured (or finish it); returns what it wrote to result.json.
+
+    `job_num` is the job's number in its sweep; with train.devices > 1 it picks the job's device."""
     # in a launcher's worker process (joblib) tinygrad's compile pool can't start (nor would it help: the
     # launcher already uses every core)
     with Context(PARALLEL=0 if multiprocessing.parent_process() is not None else PARALLEL.value):
-        return _run_job(cfg, out_dir, progress)
+        return _run_job(cfg, out_dir, progress, job_num)
 
 
-def _run_job(cfg: DictConfig, out_dir: Path, progress: bool) -> dict[str, Any]:
+def _run_job(cfg: DictConfig, out_dir: Path, progress: bool, job_num: int) -> dict[str, Any]:
     validate(cfg)
     out_dir.mkdir(parents=True, exist_ok=True)
     config = OmegaConf.to_yaml(cfg)
@@ -55,7 +58,7 @@ def _run_job(cfg: DictConfig, out_dir: Path, progress: bool) -> dict[str, Any]:
         log.info("already %s, skipped: %s", done["status"], out_dir)
         return done
     t0 = time.perf_counter()
-    trainer = Trainer(cfg)
+    trainer = Trainer(cfg, job_device(cfg.train.device, cfg.train.devices, job_num))
     resumed = _resume(trainer, config, out_dir)
 
     def checkpoint() -> None:  # metrics first: a checkpoint never points past the rows on disk
@@ -118,7 +121,9 @@ def _result(cfg: DictConfig, status: str, trainer: Trainer, wall: float, timings
         "wall_time_s": round(wall, 3),
         "compile_time_s": None if compile_s is None else round(compile_s, 3),
         "steps_per_s": round(timed / loop, 3) if loop else None,
-        "device": cfg.train.device,
+        "device": trainer.device,
+        "host": platform.node(),
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),  # set when a SLURM launcher ran the job
         "n_train": n_train,
         "n_test": n_test,
         "python": platform.python_version(),

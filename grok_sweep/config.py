@@ -8,6 +8,7 @@ values that are well typed but impossible (train_ratio=1.5, width=30 with 4 head
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import math
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
@@ -36,6 +37,7 @@ class OptimConfig:
 class TrainConfig:
     batch_size: Optional[int] = MISSING  # null means full batch
     device: str = MISSING  # a tinygrad device: CPU, CUDA, NV, METAL, ...
+    devices: int = MISSING  # spread a sweep's jobs over this many devices of that kind (see job_device)
     loss_dtype: str = MISSING  # float64 or float32, see model.cross_entropy
     beam: int = MISSING  # tinygrad BEAM search width for the step's kernels; 0 = off
     checkpoint_every: int = MISSING  # steps between checkpoints (and metrics flushes); 0 = never
@@ -121,7 +123,17 @@ def problems(cfg: DictConfig | Config) -> list[str]:
     devices = _devices()
     _check(t.device.split(":")[0].upper() in devices, "train.device", t.device,
            f"a tinygrad device, one of {', '.join(devices)}")  # fmt: skip
+    _check(t.devices >= 1, "train.devices", t.devices, "an integer >= 1")
+    _check(t.devices == 1 or ":" not in t.device, "train.devices", t.devices,
+           f"1 with train.device={t.device} (one device); name the kind alone (CUDA) to spread jobs")  # fmt: skip
     return found
+
+
+def job_device(device: str, devices: int, job_num: int) -> str:
+    """The device job number `job_num` of a sweep trains on: with devices=N, jobs take the kind's
+    devices 0..N-1 in turn (CUDA -> CUDA:0, CUDA:1, ...), so the jobs that run at once on a
+    multi-GPU machine each have a GPU; with devices=1, `device` itself."""
+    return device if devices == 1 else f"{device}:{job_num % devices}"
 
 
 def _devices() -> list[str]:
@@ -148,8 +160,30 @@ def expand_sweep(overrides: list[str]) -> tuple[list[Any], list[list[str]]]:
     return parsed, BasicSweeper.split_arguments(parsed, None)[0]
 
 
+# launchers whose Hydra plugin is an optional extra: module to import, extra to install
+LAUNCHER_EXTRAS = {
+    "slurm": ("hydra_plugins.hydra_submitit_launcher", "slurm"),
+    "submitit_slurm": ("hydra_plugins.hydra_submitit_launcher", "slurm"),
+    "submitit_local": ("hydra_plugins.hydra_submitit_launcher", "slurm"),
+    "ray": ("hydra_plugins.hydra_ray_launcher", "ray"),
+    "ray_cluster": ("hydra_plugins.hydra_ray_launcher", "ray"),
+}
+
+
+def _missing_launcher(args: list[str]) -> list[str]:
+    for arg in args:
+        key, _, name = arg.partition("=")
+        if key.lstrip("+~") == "hydra/launcher" and name in LAUNCHER_EXTRAS:
+            module, extra = LAUNCHER_EXTRAS[name]
+            if importlib.util.find_spec(module) is None:
+                return [f"hydra/launcher={name} needs its Hydra plugin: pip install -e '.[{extra}]'"]
+    return []
+
+
 def check_command_line(args: list[str], conf_dir: Path) -> list[str]:
     """Every problem in every job a command line asks for, one line each, before anything runs."""
+    if missing := _missing_launcher(args):
+        return missing
     try:
         parsed, jobs = expand_sweep([a for a in args if "=" in a and not a.startswith("-")])
     except Exception:  # noqa: BLE001 - not ours to judge: Hydra reports bad override syntax itself

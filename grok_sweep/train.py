@@ -32,15 +32,32 @@ class Outcome:
     loop_time_s: float  # the rest of the loop, evals included
 
 
-def _accuracy(logits: Tensor, labels: Tensor) -> Tensor:
-    return (logits.argmax(axis=-1) == labels).cast(dtypes.float32).mean()
+def _accuracy(logits: Tensor, labels: Tensor, weight: Tensor | None = None) -> Tensor:
+    hit = (logits.argmax(axis=-1) == labels).cast(dtypes.float32)
+    return hit.mean() if weight is None else (hit * weight).sum() / weight.sum()
+
+
+# Full batches are padded to a multiple of this with examples of weight 0, so that kernels can split
+# the batch axis into vector-sized pieces (nanda2023's 3830 = 2 x 5 x 383 has no factor 4): its step
+# went from 3.8 to 4.3 steps/s with BEAM=2. The mean loss and accuracy count real examples only.
+PAD_TO = 32
+
+
+def _pad(x: np.ndarray, y: np.ndarray, multiple: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Pad examples (repeating the first) to a multiple of `multiple`; weights 1 real, 0 padding."""
+    pad = (-len(y)) % multiple
+    if pad == 0:
+        return x, y, None
+    w = np.r_[np.ones(len(y)), np.zeros(pad)].astype(np.float32)
+    return np.concatenate([x, np.repeat(x[:1], pad, 0)]), np.concatenate([y, np.repeat(y[:1], pad)]), w
 
 
 class Trainer:
-    def __init__(self, cfg: DictConfig):
+    def __init__(self, cfg: DictConfig, device: str | None = None):
         data_seed, init_seed, batch_seed = np.random.SeedSequence(cfg.seed).spawn(3)
         self.split: Split = make_split(cfg.modulus, cfg.train_ratio, np.random.default_rng(data_seed))
-        dev, self.cfg = cfg.train.device, cfg
+        dev, self.cfg = device or cfg.train.device, cfg
+        self.device = dev
         self.model = GPT(
             np.random.default_rng(init_seed),
             cfg.modulus,
@@ -61,9 +78,12 @@ class Trainer:
             fused=True,  # one update kernel for all parameters instead of three per tensor
         )
         s = self.split
+        x_train, y_train, w_train = _pad(s.x_train, s.y_train, PAD_TO if cfg.train.batch_size is None else 1)
+        x_test, y_test, w_test = _pad(s.x_test, s.y_test, PAD_TO)
         self.x_train, self.y_train, self.x_test, self.y_test = (
-            Tensor(a, device=dev) for a in (s.x_train, s.y_train, s.x_test, s.y_test)
+            Tensor(a, device=dev) for a in (x_train, y_train, x_test, y_test)
         )
+        self.w_train, self.w_test = (None if w is None else Tensor(w, device=dev) for w in (w_train, w_test))
         self.batch_rng = np.random.default_rng(batch_seed)
         self.block = cfg.eval_every
         self.hist = Tensor.zeros(self.block, 2, device=dev).contiguous()
@@ -76,10 +96,11 @@ class Trainer:
     def _train_step(self, x: Tensor, y: Tensor) -> Tensor:
         with Context(TRAINING=1):
             self.opt.zero_grad()
-            logits = self.model(x)
-            loss = cross_entropy(logits, y, self.cfg.train.loss_dtype)
+            logits = self.model(x, for_backward=True)
+            w = self.w_train if x is self.x_train else None  # a mini-batch is never padded
+            loss = cross_entropy(logits, y, self.cfg.train.loss_dtype, w)
             loss.backward()
-            row = Tensor.stack(loss.cast(dtypes.float32), _accuracy(logits, y)).reshape(1, 2)
+            row = Tensor.stack(loss.cast(dtypes.float32), _accuracy(logits, y, w)).reshape(1, 2)
             here = (Tensor.arange(self.block) == self.counter % self.block).reshape(self.block, 1)
             self.hist.assign(here.where(row, self.hist))
             self.counter.assign(self.counter + 1)
@@ -88,16 +109,17 @@ class Trainer:
 
     def _eval_step(self) -> Tensor:
         logits = self.model(self.x_test)
-        loss = cross_entropy(logits, self.y_test, self.cfg.train.loss_dtype)
+        loss = cross_entropy(logits, self.y_test, self.cfg.train.loss_dtype, self.w_test)
         norm = Tensor.stack(*[(p * p).sum() for p in self.params]).sum().sqrt()
-        return Tensor.stack(loss.cast(dtypes.float32), _accuracy(logits, self.y_test), norm).realize()
+        acc = _accuracy(logits, self.y_test, self.w_test)
+        return Tensor.stack(loss.cast(dtypes.float32), acc, norm).realize()
 
     def batch(self) -> tuple[Tensor, Tensor]:
         size = self.cfg.train.batch_size
         if size is None:
             return self.x_train, self.y_train
         idx = self.batch_rng.choice(len(self.split.y_train), size=size, replace=False)
-        dev = self.cfg.train.device
+        dev = self.device
         return Tensor(self.split.x_train[idx], device=dev), Tensor(self.split.y_train[idx], device=dev)
 
     def fetch_train_rows(self, upto: int) -> bool:

@@ -5,7 +5,8 @@ import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ValidationError
 
-from conftest import ROOT, TINY, make_cfg
+from conftest import CONF, ROOT, TINY, make_cfg
+from grok_sweep import config
 from grok_sweep.config import ConfigError, validate
 
 BAD = [
@@ -28,6 +29,8 @@ BAD = [
     (["train.batch_size=100000"], "train.batch_size=100000", "1..480"),
     (["train.loss_dtype=float16"], "train.loss_dtype='float16'", "float32 or float64"),
     (["train.device=TPU"], "train.device='TPU'", "a tinygrad device"),
+    (["train.devices=0"], "train.devices=0", ">= 1"),
+    (["train.device=CUDA:1", "train.devices=2"], "train.devices=2", "name the kind alone"),
 ]
 
 
@@ -73,3 +76,10 @@ def test_cli_refuses_bad_value_in_one_line_before_training(tmp_path):
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert lines == ["grok_sweep: error: train_ratio=1.5 is not allowed: a fraction strictly between 0 and 1"]
     assert not (run_dir / "metrics.parquet").exists()
+
+
+def test_a_launcher_without_its_plugin_is_refused_with_the_extra_to_install(monkeypatch):
+    monkeypatch.setitem(config.LAUNCHER_EXTRAS, "ray", ("no_such_plugin_module", "ray"))
+    got = config.check_command_line(["-m", "hydra/launcher=ray", "seed=0,1"], CONF)
+    assert got == ["hydra/launcher=ray needs its Hydra plugin: pip install -e '.[ray]'"]
+    assert config.check_command_line(["-m", "hydra/launcher=joblib", "seed=0,1"], CONF) == []

@@ -4,9 +4,13 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from tinygrad import Tensor
 
 from conftest import TINY, make_cfg
 from grok_sweep.app import run_job
+from grok_sweep.config import job_device
+from grok_sweep.model import cross_entropy
+from grok_sweep.train import Trainer
 
 COLUMNS = {
     "step": "int64",
@@ -80,3 +84,35 @@ def test_divergence_is_caught_at_checkpoint_fetches_too(tmp_path):
     result = run_job(cfg, tmp_path, progress=False)
     assert result["status"] == "diverged"
     assert result["stopped_at_step"] < 20
+
+
+def test_padded_full_batch_reports_the_loss_of_the_real_examples():
+    cfg = make_cfg(*TINY)  # 29 train and 20 test pairs, padded to 32 with weight-0 examples
+    trainer = Trainer(cfg)
+    assert trainer.x_train.shape[0] == 32 and trainer.x_test.shape[0] == 32
+    s = trainer.split
+    logits = trainer.model(Tensor(s.x_train))  # the initial model, unpadded
+    want_loss = cross_entropy(logits, Tensor(s.y_train)).numpy()
+    want_acc = (logits.argmax(-1).numpy() == s.y_train).mean()
+    test_logits = trainer.model(Tensor(s.x_test))
+    want_test = cross_entropy(test_logits, Tensor(s.y_test)).numpy()
+    test_loss, test_acc, _ = trainer.eval_step().numpy()
+    trainer.train_step(*trainer.batch())
+    trainer.fetch_train_rows(1)
+    np.testing.assert_allclose(trainer.log.cols["train_loss"][0], want_loss, rtol=1e-6)
+    assert trainer.log.cols["train_acc"][0] == pytest.approx(want_acc)
+    np.testing.assert_allclose(test_loss, want_test, rtol=1e-6)
+    assert test_acc == pytest.approx((test_logits.argmax(-1).numpy() == s.y_test).mean())
+
+
+def test_job_device_spreads_jobs_over_the_kinds_devices():
+    assert [job_device("CUDA", 4, k) for k in range(6)] == ["CUDA:0", "CUDA:1", "CUDA:2", "CUDA:3", "CUDA:0", "CUDA:1"]
+    assert job_device("NV:2", 1, 5) == "NV:2"
+
+
+def test_a_spread_job_trains_on_its_device_with_the_same_numbers(tiny_run, tmp_path):
+    _, _, out = tiny_run
+    result = run_job(make_cfg(*TINY, "train.devices=2"), tmp_path, progress=False, job_num=3)
+    assert result["status"] == "completed" and result["device"] == "CPU:1"
+    spread, alone = (pd.read_parquet(d / "metrics.parquet") for d in (tmp_path, out))
+    pd.testing.assert_frame_equal(spread, alone)

@@ -1,0 +1,119 @@
+"""The same grid through Hydra's launchers gives the same numbers.
+
+The basic, joblib and submitit_local launchers run in CI. A real SLURM cluster and a Ray head are
+opt-in: `bash .ci/slurm-up` then GROK_SWEEP_SLURM=1, `bash .ci/ray-up` then GROK_SWEEP_RAY=1.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import ROOT, TINY
+
+GRID = ["weight_decay=0.1,1.0", "train_ratio=0.4,0.6", *(o for o in TINY if not o.startswith("train_ratio"))]
+TIMINGS = ["wall_time_s", "steps_per_s"]  # the only columns allowed to differ between launchers
+
+
+def multirun(sweep: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "grok_sweep", "-m", *GRID, *args, f"hydra.sweep.dir={sweep}"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    return proc
+
+
+def results(sweep: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    summary = pd.read_parquet(sweep / "summary.parquet").drop(columns=TIMINGS)
+    metrics = pd.read_parquet(sweep / "metrics.parquet").sort_values(["job", "step"], ignore_index=True)
+    assert len(summary) == 4 and (summary["status"] == "completed").all()
+    return summary, metrics
+
+
+def assert_same(a: Path, b: Path) -> None:
+    (sa, ma), (sb, mb) = results(a), results(b)
+    pd.testing.assert_frame_equal(sa, sb, check_exact=True)
+    pd.testing.assert_frame_equal(ma, mb, check_exact=True)
+
+
+def needs(module: str) -> pytest.MarkDecorator:
+    return pytest.mark.skipif(importlib.util.find_spec(module) is None, reason=f"{module} not installed")
+
+
+@pytest.fixture(scope="module")
+def joblib_sweep(tmp_path_factory) -> Path:
+    sweep = tmp_path_factory.mktemp("joblib") / "sweep"
+    multirun(sweep)  # joblib is the default launcher
+    return sweep
+
+
+def test_joblib_matches_the_basic_launcher(joblib_sweep, tmp_path):
+    multirun(tmp_path / "basic", "hydra/launcher=basic")
+    assert_same(joblib_sweep, tmp_path / "basic")
+
+
+@needs("hydra_plugins.hydra_submitit_launcher")
+def test_submitit_local_matches_joblib(joblib_sweep, tmp_path):
+    proc = multirun(tmp_path / "submitit", "hydra/launcher=submitit_local")
+    assert "phase table" in proc.stdout  # aggregated by the submitting process once the jobs were done
+    assert (tmp_path / "submitit" / ".submitit").is_dir()
+    assert_same(joblib_sweep, tmp_path / "submitit")
+
+
+def test_aggregate_reads_a_sweep_while_its_jobs_run(tmp_path):
+    sweep = tmp_path / "sweep"
+    cmd = [sys.executable, "-m", "grok_sweep", "-m", "seed=0,1", *TINY, "steps=100000", "train.checkpoint_every=20",
+           f"hydra.sweep.dir={sweep}"]  # fmt: skip
+    # its own process group, so that the kill below reaches the launcher's worker processes too
+    running = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 300
+        while len(list(sweep.glob("*/metrics.parquet"))) < 2:
+            assert running.poll() is None and time.monotonic() < deadline, "the sweep never wrote metrics"
+            time.sleep(0.5)
+        agg = subprocess.run([sys.executable, "-m", "grok_sweep.aggregate", str(sweep)], cwd=ROOT,
+                             capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert running.poll() is None  # the jobs were still running all along
+    finally:
+        os.killpg(running.pid, signal.SIGKILL)
+        running.wait()
+    assert agg.returncode == 0, agg.stderr[-3000:]
+    summary = pd.read_parquet(sweep / "summary.parquet")
+    assert len(summary) == 2 and (summary["status"] == "incomplete").all()
+    assert (summary["steps_run"] >= 20).all() and agg.stdout.count("\nincomplete: ") == 2
+
+
+@pytest.mark.skipif(not os.environ.get("GROK_SWEEP_SLURM"), reason="opt-in: bash .ci/slurm-up; GROK_SWEEP_SLURM=1")
+@needs("hydra_plugins.hydra_submitit_launcher")
+def test_real_slurm_matches_joblib(joblib_sweep, tmp_path):
+    sweep = tmp_path / "slurm"
+    proc = multirun(sweep, "hydra/launcher=slurm", "hydra.launcher.timeout_min=10")
+    print(proc.stdout)  # the submitting process's log: job ids, the phase table (shown with pytest -s)
+    slurm_ids = {json.loads(p.read_text())["slurm_job_id"] for p in sweep.glob("*/result.json")}
+    assert len(slurm_ids) == 4 and None not in slurm_ids, "each job ran as its own SLURM job"
+    assert_same(joblib_sweep, sweep)
+
+
+@pytest.mark.skipif(not os.environ.get("GROK_SWEEP_RAY"), reason="opt-in: bash .ci/ray-up; GROK_SWEEP_RAY=1")
+@needs("hydra_plugins.hydra_ray_launcher")
+def test_ray_matches_joblib(joblib_sweep, tmp_path):
+    sweep = tmp_path / "ray"
+    address = os.environ.get("GROK_SWEEP_RAY_ADDRESS", "127.0.0.1:6379")
+    host, port = address.rsplit(":", 1)
+    try:  # ray.init waits for an absent head for minutes: fail at once instead
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as err:
+        pytest.fail(f"no Ray head at {address} ({err}); start one with: bash .ci/ray-up")
+    proc = multirun(sweep, "hydra/launcher=ray_cluster", f"hydra.launcher.ray.init.address={address}")
+    print(proc.stdout)
+    assert_same(joblib_sweep, sweep)
