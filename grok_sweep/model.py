@@ -13,7 +13,10 @@ import math
 import numpy as np
 from tinygrad import Tensor, dtypes
 
+from grok_sweep.lookup import mix_rows, mix_rows_grouped
+
 SEQ_LEN = 3  # a, b, "="
+FOLD_MIN_WIDTH = 128  # see GPT.fold_mlp
 
 
 def _batch_minor(x: Tensor, on: bool) -> Tensor:
@@ -84,45 +87,98 @@ class GPT:
         self.pos_emb = _normal(rng, (SEQ_LEN, width), width, device)
         self.blocks = [Block(rng, width, heads, mlp_width, device) for _ in range(layers)]
         self.unembed = _normal(rng, (width, modulus), width, device)
+        # Folding the MLP into per-token tables (GPT._folded) does less arithmetic but runs more
+        # kernels. With BEAM=2 on a 2-core CPU it was faster at width 128 (nanda2023: 185 -> 153 ms
+        # of kernels per step) and slower at width 32 (the default config: 116-119 steps/s, 0.78x
+        # PyTorch, where the unfolded model ran at 1.23-1.27x). Width 64 was not measured.
+        self.fold_mlp = layers == 1 and width >= FOLD_MIN_WIDTH
 
-    def __call__(self, x: Tensor, for_backward: bool = False) -> Tensor:
+    def __call__(self, x: Tensor, for_backward: bool = False, groups: Tensor | None = None) -> Tensor:
         """Tokens (batch, 3), the last one "=" -> logits (batch, p) at the last position.
 
-        Computes only what the loss reads: the last block runs at the last position only, and a
-        single block reads its keys, values and scores from per-token tables (every input token is
-        one of p + 1, and the query token is always "="), so each example costs table lookups, the
-        output projection, the MLP and the unembedding. `reference` is the same function, plainly.
-        `for_backward` lays activations out for a fast backward (same values, see _batch_minor).
+        Computes only what the loss reads: the last block runs at the last position only. A single
+        block reads its scores and its whole output from per-token tables (every input token is one
+        of p + 1, and the query token is always "="), so each example costs a few table rows and
+        one MLP. `reference` is the same function, plainly. `for_backward` lays activations out for
+        a fast backward (same values, see _batch_minor); `groups` (lookup.make_groups of x[:, :2])
+        lets the one-block gradient gather its table rows instead of reducing over the vocabulary.
         """
         if len(self.blocks) == 1:
-            out = self._one_block(x, for_backward)
-        else:
-            h = self.tok_emb[x] + self.pos_emb
-            for block in self.blocks[:-1]:
-                h = block(h)
-            out = self.blocks[-1].last(h, for_backward)
+            return self._one_block(x, for_backward, groups)
+        h = self.tok_emb[x] + self.pos_emb
+        for block in self.blocks[:-1]:
+            h = block(h)
+        out = self.blocks[-1].last(h, for_backward)
         return _batch_minor(out, for_backward) @ self.unembed
 
-    def _one_block(self, x: Tensor, for_backward: bool) -> Tensor:
+    def _one_block(self, x: Tensor, for_backward: bool, groups: Tensor | None) -> Tensor:
         blk, b = self.blocks[0], x.shape[0]
-        d = self.tok_emb.shape[1]
-        dh = d // blk.heads
+        d, heads = self.tok_emb.shape[1], blk.heads
+        dh = d // heads
         resid = (self.tok_emb[-1] + self.pos_emb[2]).reshape(1, d)  # "=" at the last position
-        q = (resid @ blk.wq).reshape(blk.heads, dh) / math.sqrt(dh)
-        scores, values = [], []
+        q = (resid @ blk.wq).reshape(heads, dh) / math.sqrt(dh)
+        scores, onehots, tables = [], [], []
         for pos in (0, 1):
             # one table per position (not one sliced table): tinygrad fuses the gradients of slices of
             # one tensor into a single kernel that nests the two batch reductions (N^2 work)
             table = self.tok_emb + self.pos_emb[pos]  # (vocab, d): the residual of each token here
-            s_tab = ((table @ blk.wk).reshape(self.vocab, blk.heads, dh) * q).sum(-1)  # (vocab, heads)
+            s_tab = ((table @ blk.wk).reshape(self.vocab, heads, dh) * q).sum(-1)  # (vocab, heads)
             # lookups as matmuls with materialized one-hot rows, so their gradients are plain matmuls
             onehot = x[:, pos].one_hot(self.vocab).cast(dtypes.float32)
             onehot = _batch_minor(onehot, True) if for_backward else onehot.contiguous()
             scores.append((onehot @ s_tab).contiguous())
-            values.append((onehot @ (table @ blk.wv)).contiguous())
-        scores.append((((resid @ blk.wk).reshape(blk.heads, dh) * q).sum(-1)).reshape(1, -1).expand(b, -1))
+            onehots.append(onehot)
+            tables.append(table @ blk.wv)
+        scores.append((((resid @ blk.wk).reshape(heads, dh) * q).sum(-1)).reshape(1, -1).expand(b, -1))
+        if self.fold_mlp:
+            weights = Tensor.stack(*scores, dim=1).softmax(axis=1)  # (batch, 3 keys, heads)
+            return self._folded(resid, weights, tables, x[:, :2].contiguous(), groups, for_backward)
+        values = [(onehot @ table).contiguous() for onehot, table in zip(onehots, tables, strict=True)]
         values.append((resid @ blk.wv).expand(b, d))
-        return blk.mix(Tensor.stack(*scores, dim=1), Tensor.stack(*values, dim=1), resid.expand(b, d), for_backward)
+        out = blk.mix(Tensor.stack(*scores, dim=1), Tensor.stack(*values, dim=1), resid.expand(b, d), for_backward)
+        return _batch_minor(out, for_backward) @ self.unembed
+
+    def _folded(
+        self,
+        resid: Tensor,
+        weights: Tensor,
+        values: list[Tensor],
+        idx: Tensor,
+        groups: Tensor | None,
+        for_backward: bool,
+    ) -> Tensor:
+        """Logits from the attention weights (batch, 3, heads) and the value tables (vocab, d) of positions 0, 1.
+
+        After the attention everything is linear but the ReLU: with z the heads' mixed values and
+        x = resid + z @ wo, logits = (x + relu(x @ w_in + b_in) @ w_out + b_out) @ unembed. So each
+        head's value table goes through wo @ [w_in | unembed] once per step, and each example reads
+        8 weighted rows of it, then one (mlp, classes) matmul through the ReLU.
+        """
+        blk, heads, mlp = self.blocks[0], self.blocks[0].heads, self.blocks[0].w_in.shape[1]
+        dh = resid.shape[1] // heads
+        # The class axis is padded with zero columns to a multiple of 16 so that kernels can vectorize
+        # it (nanda2023's 113 is prime); the padded logits are dropped at the end.
+        p = self.unembed.shape[1]
+        unembed = self.unembed.pad(((0, 0), (0, -p % 16)))
+        head_out = (blk.wo @ blk.w_in).cat(blk.wo @ unembed, dim=1).reshape(1, heads, dh, -1)
+
+        def project(v: Tensor) -> Tensor:  # (n, d) -> (n, heads, mlp + classes)
+            return (v.reshape(-1, heads, dh, 1) * head_out).sum(2)
+
+        tables, last = Tensor.stack(*[project(v) for v in values]), project(resid @ blk.wv)[0]
+
+        # the MLP's inputs and the logits' linear part as two lookups: one (batch, mlp + classes)
+        # gradient would be a concatenation, which slows the matmul kernel that writes it
+        def mixed(cols: slice, fixed: Tensor) -> Tensor:
+            t, w = tables[..., cols], weights[:, :2]
+            rows = mix_rows(t, w, idx) if groups is None else mix_rows_grouped(t, w, idx, groups)
+            return rows + weights[:, 2] @ last[:, cols] + fixed
+
+        pre = mixed(slice(0, mlp), resid @ blk.w_in + blk.b_in)
+        lin = mixed(slice(mlp, None), (resid + blk.b_out) @ unembed)
+        hidden = _batch_minor(pre.relu(), for_backward)
+        # materialized before the slice, or tinygrad would narrow the matmul back to p columns
+        return (lin + hidden @ (blk.w_out @ unembed)).contiguous()[:, :p]
 
     def reference(self, x: Tensor) -> Tensor:
         """The straightforward forward: every block at every position, logits read at the last."""

@@ -4,6 +4,7 @@ from tinygrad import Tensor
 from tinygrad.nn.state import get_parameters
 
 from grok_sweep.data import all_pairs
+from grok_sweep.lookup import make_groups
 from grok_sweep.model import GPT, cross_entropy
 
 
@@ -49,16 +50,18 @@ def test_float64_loss_resolves_tiny_losses():
     np.testing.assert_allclose(got, np.log1p(6 * np.exp(-20.0)), rtol=1e-6)
 
 
-@pytest.mark.parametrize("for_backward", [False, True])
-@pytest.mark.parametrize("layers", [1, 2])
-def test_fast_forward_matches_reference_logits_and_gradients(layers, for_backward):
+@pytest.mark.parametrize(("for_backward", "grouped"), [(False, False), (True, True)])
+@pytest.mark.parametrize(("layers", "fold_mlp"), [(1, False), (1, True), (2, False)])
+def test_fast_forward_matches_reference_logits_and_gradients(layers, fold_mlp, for_backward, grouped):
     p = 7
     model = _model(p, width=16, heads=2, layers=layers)
+    model.fold_mlp = fold_mlp
     x, y = all_pairs(p)
-    x, y = Tensor(x), Tensor(y)
     params = get_parameters(model)
     results = []
-    for forward in (lambda x: model(x, for_backward), model.reference):
+    groups = Tensor(make_groups(x[:, :2], p + 1)) if grouped else None
+    x, y = Tensor(x), Tensor(y)
+    for forward in (lambda x: model(x, for_backward, groups), model.reference):
         logits = forward(x)
         loss = cross_entropy(logits, y)
         grads = loss.gradient(*params)

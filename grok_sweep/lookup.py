@@ -1,0 +1,59 @@
+"""A weighted table lookup whose gradient gathers instead of scattering.
+
+The one-block model reads, for each example, a few rows of small per-token tables and adds them
+with per-example weights (see GPT._one_block). tinygrad computes a lookup `table[idx]` as a
+direct load, but its gradient as a reduction over batch x vocabulary; here the gradient is
+gathered through `groups`, each token's list of the examples that hold it, built on the host
+once per batch (the batch is fixed, so a full-batch run builds it once).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from tinygrad import Tensor
+from tinygrad.uop.ops import UOp
+
+
+def mix_rows(tables: Tensor, weights: Tensor, idx: Tensor) -> Tensor:
+    """sum over p, h of weights[b, p, h] * tables[p, idx[b, p], h]: (P, V, H, W), (B, P, H), (B, P) -> (B, W)."""
+    out = None
+    for p in range(tables.shape[0]):
+        term = (weights[:, p].unsqueeze(-1) * tables[p][idx[:, p]]).sum(1)
+        out = term if out is None else out + term
+    return out
+
+
+def _mix_rows_grad(grad: UOp, call: UOp) -> tuple[UOp | None, ...]:
+    tables, weights, idx, groups = (Tensor(u) for u in call.src[1:])
+    g = Tensor(grad)
+    # row B is zero: the unused slots of `groups` point at it. Both are materialized, since tinygrad
+    # turns a gather from a buffer into loads, but a gather from an unmaterialized expression into
+    # a reduction over the whole batch.
+    g_pad = g.pad(((0, 1), (0, 0))).contiguous()
+    w_pad = weights.pad(((0, 1), (0, 0), (0, 0))).contiguous()
+    d_tables, d_weights = [], []
+    for p in range(tables.shape[0]):
+        members = groups[p]  # (V, C)
+        d_tables.append(w_pad[:, p][members].transpose(1, 2) @ g_pad[members])  # (V, H, C) @ (V, C, W)
+        d_weights.append((tables[p][idx[:, p]] * g.unsqueeze(1)).sum(-1))  # (B, H)
+    return Tensor.stack(*d_tables).uop, Tensor.stack(*d_weights, dim=1).uop, None, None
+
+
+def mix_rows_grouped(tables: Tensor, weights: Tensor, idx: Tensor, groups: Tensor) -> Tensor:
+    """mix_rows, with its gradient read through `groups` (from make_groups(idx)); idx itself gets none."""
+    body = mix_rows(tables.as_param(0), weights.as_param(1), idx.as_param(2))
+    return tables.call(weights, idx, groups, fxn=body, grad_fxn=_mix_rows_grad)
+
+
+def make_groups(idx: np.ndarray, vocab: int, capacity: int | None = None) -> np.ndarray:
+    """(B, P) token ids -> (P, vocab, C) example numbers: groups[p, v] lists the b with idx[b, p] == v,
+    then B (a zero row) in the unused slots. C is the largest group, or `capacity` for fixed shapes."""
+    b, n_pos = idx.shape
+    counts = [np.bincount(idx[:, p], minlength=vocab) for p in range(n_pos)]
+    width = capacity or max(1, max(int(c.max()) for c in counts))
+    out = np.full((n_pos, vocab, width), b, dtype=np.int32)
+    for p in range(n_pos):
+        order = np.argsort(idx[:, p], kind="stable")
+        slot = np.arange(b) - np.repeat(np.cumsum(counts[p]) - counts[p], counts[p])  # rank within its group
+        out[p, idx[order, p], slot] = order
+    return out
