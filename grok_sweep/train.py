@@ -85,18 +85,23 @@ class Trainer:
             Tensor(a, device=dev) for a in (x_train, y_train, x_test, y_test)
         )
         self.w_train, self.w_test = (None if w is None else Tensor(w, device=dev) for w in (w_train, w_test))
-        self.groups_train = Tensor(make_groups(x_train[:, :2], cfg.modulus + 1), device=dev)
+        self.groups_train = self._groups(x_train)
         self.batch_rng = np.random.default_rng(batch_seed)
         self.block = cfg.eval_every
         self.hist = Tensor.zeros(self.block, 2, device=dev).contiguous()
         self.counter = Tensor.zeros(1, dtype=dtypes.int32, device=dev).contiguous()
-        Tensor.realize(*self.params, self.x_train, self.y_train, self.x_test, self.y_test, self.groups_train)
-        Tensor.realize(self.hist, self.counter)
+        Tensor.realize(*self.params, self.x_train, self.y_train, self.x_test, self.y_test, self.hist, self.counter)
         self.log, self.step = MetricsLog(cfg.steps), 0  # the next step to run
         self.train_step = TinyJit(self._train_step)
         self.eval_step = TinyJit(self._eval_step)
 
-    def _train_step(self, x: Tensor, y: Tensor, groups: Tensor) -> Tensor:
+    def _groups(self, x: np.ndarray, capacity: int | None = None) -> Tensor | None:
+        """The lookup groups of a batch (lookup.make_groups), which only the folded model reads."""
+        if not self.model.fold_mlp:
+            return None
+        return Tensor(make_groups(x[:, :2], self.cfg.modulus + 1, capacity), device=self.device).realize()
+
+    def _train_step(self, x: Tensor, y: Tensor, groups: Tensor | None) -> Tensor:
         with Context(TRAINING=1):
             self.opt.zero_grad()
             logits = self.model(x, for_backward=True, groups=groups)
@@ -117,15 +122,15 @@ class Trainer:
         acc = _accuracy(logits, self.y_test, self.w_test)
         return Tensor.stack(loss.cast(dtypes.float32), acc, norm).realize()
 
-    def batch(self) -> tuple[Tensor, Tensor, Tensor]:
+    def batch(self) -> tuple[Tensor, Tensor, Tensor | None]:
         """Inputs, labels and lookup groups of the next step's batch."""
         size = self.cfg.train.batch_size
         if size is None:
             return self.x_train, self.y_train, self.groups_train
         idx = self.batch_rng.choice(len(self.split.y_train), size=size, replace=False)
         x, dev = self.split.x_train[idx], self.device
-        groups = make_groups(x[:, :2], self.cfg.modulus + 1, capacity=size)  # a fixed shape for the JIT
-        return Tensor(x, device=dev), Tensor(self.split.y_train[idx], device=dev), Tensor(groups, device=dev)
+        groups = self._groups(x, capacity=size)  # a fixed shape for the JIT
+        return Tensor(x, device=dev), Tensor(self.split.y_train[idx], device=dev), groups
 
     def fetch_train_rows(self, upto: int) -> bool:
         """Copy the train metrics of steps [log.filled, upto) from the device; False if any is non-finite."""

@@ -7,6 +7,7 @@ import pytest
 from tinygrad import Tensor
 
 from conftest import TINY, make_cfg
+from grok_sweep import model as model_module
 from grok_sweep.app import run_job
 from grok_sweep.config import job_device
 from grok_sweep.model import cross_entropy
@@ -116,3 +117,17 @@ def test_a_spread_job_trains_on_its_device_with_the_same_numbers(tiny_run, tmp_p
     assert result["status"] == "completed" and result["device"] == "CPU:1"
     spread, alone = (pd.read_parquet(d / "metrics.parquet") for d in (tmp_path, out))
     pd.testing.assert_frame_equal(spread, alone)
+
+
+@pytest.mark.parametrize("batch", [[], ["train.batch_size=8"]])
+def test_folded_model_trains_like_the_unfolded_one(monkeypatch, batch):
+    # the fold (tables through the MLP, gathered gradients) is used from width 128; lowered here
+    cfg = make_cfg(*TINY, *batch, "steps=20", "eval_every=10")
+    plain = Trainer(cfg)
+    plain.fit()
+    monkeypatch.setattr(model_module, "FOLD_MIN_WIDTH", cfg.width)
+    folded = Trainer(cfg)
+    assert folded.model.fold_mlp and not plain.model.fold_mlp
+    folded.fit()
+    for col in ("train_loss", "train_acc", "test_loss", "test_acc"):
+        np.testing.assert_allclose(folded.log.cols[col], plain.log.cols[col], rtol=1e-4, atol=1e-5, err_msg=col)
