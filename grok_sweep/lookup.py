@@ -1,7 +1,7 @@
 """A weighted table lookup whose gradient gathers instead of scattering.
 
 The one-block model reads, for each example, a few rows of small per-token tables and adds them
-with per-example weights (see GPT._one_block). tinygrad computes a lookup `table[idx]` as a
+with per-example weights (see GPT._folded). tinygrad computes a lookup `table[idx]` as a
 direct load, but its gradient as a reduction over batch x vocabulary; here the gradient is
 gathered through `groups`, each token's list of the examples that hold it, built on the host
 once per batch (the batch is fixed, so a full-batch run builds it once).

@@ -96,12 +96,14 @@ class GPT:
     def __call__(self, x: Tensor, for_backward: bool = False, groups: Tensor | None = None) -> Tensor:
         """Tokens (batch, 3), the last one "=" -> logits (batch, p) at the last position.
 
-        Computes only what the loss reads: the last block runs at the last position only. A single
-        block reads its scores and its whole output from per-token tables (every input token is one
-        of p + 1, and the query token is always "="), so each example costs a few table rows and
-        one MLP. `reference` is the same function, plainly. `for_backward` lays activations out for
-        a fast backward (same values, see _batch_minor); `groups` (lookup.make_groups of x[:, :2])
-        lets the one-block gradient gather its table rows instead of reducing over the vocabulary.
+        Computes only what the loss reads: the last block runs at the last position only, and a
+        single block reads its keys, values and scores from per-token tables (every input token is
+        one of p + 1, and the query token is always "="); from width FOLD_MIN_WIDTH it also folds
+        the output projection and the unembedding into those tables (see _folded), so each example
+        costs a few table rows and one matmul through the ReLU. `reference` is the same function,
+        plainly. `for_backward` lays activations out for a fast backward (same values, see
+        _batch_minor); `groups` (lookup.make_groups of x[:, :2]) lets the folded gradient gather
+        its table rows instead of reducing over the vocabulary.
         """
         if len(self.blocks) == 1:
             return self._one_block(x, for_backward, groups)
