@@ -20,6 +20,7 @@ from tinygrad.nn.optim import AdamW
 from tinygrad.nn.state import get_parameters, get_state_dict
 from tqdm import tqdm
 
+from grok_sweep import cpu_graph
 from grok_sweep.data import Split, make_split
 from grok_sweep.lookup import make_groups
 from grok_sweep.model import GPT, cross_entropy
@@ -59,6 +60,8 @@ class Trainer:
         self.split: Split = make_split(cfg.modulus, cfg.train_ratio, np.random.default_rng(data_seed))
         dev, self.cfg = device or cfg.train.device, cfg
         self.device = dev
+        if dev.split(":")[0] == "CPU":
+            cpu_graph.install()  # before the JIT captures: kernels replay without per-launch Python
         self.model = GPT(
             np.random.default_rng(init_seed),
             cfg.modulus,

@@ -4,9 +4,12 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from tinygrad import Tensor
+from tinygrad import Device, Tensor
+from tinygrad.engine.realize import get_graph_runtime
+from tinygrad.uop.ops import Ops
 
 from conftest import TINY, make_cfg
+from grok_sweep import cpu_graph
 from grok_sweep import model as model_module
 from grok_sweep.app import run_job
 from grok_sweep.config import job_device
@@ -131,3 +134,26 @@ def test_folded_model_trains_like_the_unfolded_one(monkeypatch, batch):
     folded.fit()
     for col in ("train_loss", "train_acc", "test_loss", "test_acc"):
         np.testing.assert_allclose(folded.log.cols[col], plain.log.cols[col], rtol=1e-4, atol=1e-5, err_msg=col)
+
+
+def _graphed_kernels(jit) -> int:
+    """How many of a captured TinyJit's kernels replay through CPUGraph."""
+    calls = [c.src[0] for c in jit.captured.linear.src]
+    graphs = [get_graph_runtime(c) for c in calls if c.op is Ops.CUSTOM_FUNCTION and c.arg == "graph"]
+    return sum(len(g.launches) for g in graphs if isinstance(g, cpu_graph.CPUGraph))
+
+
+@pytest.mark.parametrize("batch", [[], ["train.batch_size=8"]])
+def test_cpu_graph_replays_the_steps_with_the_same_numbers(monkeypatch, batch):
+    # a mini-batch gives the train step new input buffers every step: the graph must patch them in
+    cfg = make_cfg(*TINY, *batch, "steps=20", "eval_every=10")
+    graphed = Trainer(cfg)
+    graphed.fit()
+    assert _graphed_kernels(graphed.train_step) > 20 and _graphed_kernels(graphed.eval_step) > 5
+    monkeypatch.setattr(Device["CPU"], "graph", None)
+    monkeypatch.setattr(cpu_graph, "install", lambda: None)
+    plain = Trainer(cfg)
+    plain.fit()
+    assert _graphed_kernels(plain.train_step) == 0
+    for col in ("train_loss", "train_acc", "test_loss", "test_acc", "weight_norm"):
+        np.testing.assert_array_equal(graphed.log.cols[col], plain.log.cols[col], err_msg=col)
