@@ -57,7 +57,8 @@ class CPUGraph(GraphRunner):
         info = new_call.src[0].arg
         fixed = all(v.expr == "core_id" for v in info.vars) and all(isinstance(s, int) for s in info.global_size)
         # a view of an input (SHRINK/MSELECT of a PARAM) would be resolved once, at capture
-        views = any(b.op is not Ops.PARAM and any(u.op is Ops.PARAM for u in b.toposort()) for b in get_call_arg_uops(new_call))
+        args = get_call_arg_uops(new_call)
+        views = any(b.op is not Ops.PARAM and any(u.op is Ops.PARAM for u in b.toposort()) for b in args)
         return fixed and not views
 
 
