@@ -3,8 +3,8 @@
 The one-block model reads, for each example, a few rows of small per-token tables and adds them
 with per-example weights (see GPT._folded). tinygrad computes a lookup `table[idx]` as a
 direct load, but its gradient as a reduction over batch x vocabulary; here the gradient is
-gathered through `groups`, each token's list of the examples that hold it, built on the host
-once per batch (the batch is fixed, so a full-batch run builds it once).
+gathered through `groups`, each token's list of the examples that hold it (and each example's
+place in it), built on the host once per batch (a full-batch run builds it once).
 """
 
 from __future__ import annotations
@@ -24,36 +24,46 @@ def mix_rows(tables: Tensor, weights: Tensor, idx: Tensor) -> Tensor:
 
 
 def _mix_rows_grad(grad: UOp, call: UOp) -> tuple[UOp | None, ...]:
-    tables, weights, idx, groups = (Tensor(u) for u in call.src[1:])
+    tables, weights, idx, members, slots = (Tensor(u) for u in call.src[1:])
     g = Tensor(grad)
-    # row B is zero: the unused slots of `groups` point at it. Both are materialized, since tinygrad
+    # row B is zero: the unused slots of `members` point at it. Both are materialized, since tinygrad
     # turns a gather from a buffer into loads, but a gather from an unmaterialized expression into
     # a reduction over the whole batch.
     g_pad = g.pad(((0, 1), (0, 0))).contiguous()
     w_pad = weights.pad(((0, 1), (0, 0), (0, 0))).contiguous()
     d_tables, d_weights = [], []
     for p in range(tables.shape[0]):
-        members = groups[p]  # (V, C)
-        d_tables.append(w_pad[:, p][members].transpose(1, 2) @ g_pad[members])  # (V, H, C) @ (V, C, W)
-        d_weights.append((tables[p][idx[:, p]] * g.unsqueeze(1)).sum(-1))  # (B, H)
-    return Tensor.stack(*d_tables).uop, Tensor.stack(*d_weights, dim=1).uop, None, None
+        g_members = g_pad[members[p]]  # (V, C, W): each token's examples' gradients
+        # materialized: summed into one gradient (of both positions, of both column ranges of a table),
+        # unmaterialized matmuls fuse into one kernel that runs every reduction for every output
+        d_tables.append((w_pad[:, p][members[p]].transpose(1, 2) @ g_members).contiguous())  # (V, H, C) @ (V, C, W)
+        # each example's dot with its own token's rows, per token (V, C, H), then read back at its slot:
+        # the rows stay in cache, where tables[p][idx] would write a (B, H, W) copy of them
+        per_slot = (g_members @ tables[p].transpose(1, 2)).contiguous()
+        d_weights.append(per_slot.reshape(-1, tables.shape[2])[slots[:, p]])  # (B, H)
+    return Tensor.stack(*d_tables).uop, Tensor.stack(*d_weights, dim=1).uop, None, None, None
 
 
-def mix_rows_grouped(tables: Tensor, weights: Tensor, idx: Tensor, groups: Tensor) -> Tensor:
-    """mix_rows, with its gradient read through `groups` (from make_groups(idx)); idx itself gets none."""
+def mix_rows_grouped(tables: Tensor, weights: Tensor, idx: Tensor, groups: tuple[Tensor, Tensor]) -> Tensor:
+    """mix_rows, with its gradient read through `groups` (make_groups(idx)); idx itself gets none."""
     body = mix_rows(tables.as_param(0), weights.as_param(1), idx.as_param(2))
-    return tables.call(weights, idx, groups, fxn=body, grad_fxn=_mix_rows_grad)
+    return tables.call(weights, idx, *groups, fxn=body, grad_fxn=_mix_rows_grad)
 
 
-def make_groups(idx: np.ndarray, vocab: int, capacity: int | None = None) -> np.ndarray:
-    """(B, P) token ids -> (P, vocab, C) example numbers: groups[p, v] lists the b with idx[b, p] == v,
-    then B (a zero row) in the unused slots. C is the largest group, or `capacity` for fixed shapes."""
+def make_groups(idx: np.ndarray, vocab: int, capacity: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(B, P) token ids -> members (P, vocab, C) and slots (B, P), int32.
+
+    members[p, v] lists the b with idx[b, p] == v, then B (a zero row) in the unused slots; C is
+    the largest group, or `capacity` for fixed shapes. slots[b, p] = v * C + (b's place in
+    members[p, v]), where b's entry sits in members[p] read as one flat list."""
     b, n_pos = idx.shape
     counts = [np.bincount(idx[:, p], minlength=vocab) for p in range(n_pos)]
     width = capacity or max(1, max(int(c.max()) for c in counts))
-    out = np.full((n_pos, vocab, width), b, dtype=np.int32)
+    members = np.full((n_pos, vocab, width), b, dtype=np.int32)
+    slots = np.empty((b, n_pos), dtype=np.int32)
     for p in range(n_pos):
         order = np.argsort(idx[:, p], kind="stable")
-        slot = np.arange(b) - np.repeat(np.cumsum(counts[p]) - counts[p], counts[p])  # rank within its group
-        out[p, idx[order, p], slot] = order
-    return out
+        rank = np.arange(b) - np.repeat(np.cumsum(counts[p]) - counts[p], counts[p])  # place within its group
+        members[p, idx[order, p], rank] = order
+        slots[order, p] = idx[order, p] * width + rank
+    return members, slots

@@ -93,7 +93,7 @@ class GPT:
         # PyTorch, where the unfolded model ran at 1.23-1.27x). Width 64 was not measured.
         self.fold_mlp = layers == 1 and width >= FOLD_MIN_WIDTH
 
-    def __call__(self, x: Tensor, for_backward: bool = False, groups: Tensor | None = None) -> Tensor:
+    def __call__(self, x: Tensor, for_backward: bool = False, groups: tuple[Tensor, Tensor] | None = None) -> Tensor:
         """Tokens (batch, 3), the last one "=" -> logits (batch, p) at the last position.
 
         Computes only what the loss reads: the last block runs at the last position only, and a
@@ -113,7 +113,7 @@ class GPT:
         out = self.blocks[-1].last(h, for_backward)
         return _batch_minor(out, for_backward) @ self.unembed
 
-    def _one_block(self, x: Tensor, for_backward: bool, groups: Tensor | None) -> Tensor:
+    def _one_block(self, x: Tensor, for_backward: bool, groups: tuple[Tensor, Tensor] | None) -> Tensor:
         blk, b = self.blocks[0], x.shape[0]
         d, heads = self.tok_emb.shape[1], blk.heads
         dh = d // heads
@@ -146,7 +146,7 @@ class GPT:
         weights: Tensor,
         values: list[Tensor],
         idx: Tensor,
-        groups: Tensor | None,
+        groups: tuple[Tensor, Tensor] | None,
         for_backward: bool,
     ) -> Tensor:
         """Logits from the attention weights (batch, 3, heads) and the value tables (vocab, d) of positions 0, 1.

@@ -98,13 +98,14 @@ class Trainer:
         self.train_step = TinyJit(self._train_step)
         self.eval_step = TinyJit(self._eval_step)
 
-    def _groups(self, x: np.ndarray, capacity: int | None = None) -> Tensor | None:
+    def _groups(self, x: np.ndarray, capacity: int | None = None) -> tuple[Tensor, Tensor] | None:
         """The lookup groups of a batch (lookup.make_groups), which only the folded model reads."""
         if not self.model.fold_mlp:
             return None
-        return Tensor(make_groups(x[:, :2], self.cfg.modulus + 1, capacity), device=self.device).realize()
+        groups = make_groups(x[:, :2], self.cfg.modulus + 1, capacity)
+        return tuple(Tensor(a, device=self.device).realize() for a in groups)
 
-    def _train_step(self, x: Tensor, y: Tensor, groups: Tensor | None) -> Tensor:
+    def _train_step(self, x: Tensor, y: Tensor, groups: tuple[Tensor, Tensor] | None) -> Tensor:
         with Context(TRAINING=1):
             self.opt.zero_grad()
             logits = self.model(x, for_backward=True, groups=groups)
@@ -125,7 +126,7 @@ class Trainer:
         acc = _accuracy(logits, self.y_test, self.w_test)
         return Tensor.stack(loss.cast(dtypes.float32), acc, norm).realize()
 
-    def batch(self) -> tuple[Tensor, Tensor, Tensor | None]:
+    def batch(self) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor] | None]:
         """Inputs, labels and lookup groups of the next step's batch."""
         size = self.cfg.train.batch_size
         if size is None:

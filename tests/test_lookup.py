@@ -7,13 +7,15 @@ from grok_sweep.lookup import make_groups, mix_rows, mix_rows_grouped
 
 def test_groups_list_each_tokens_examples_then_the_zero_row():
     idx = np.random.default_rng(0).integers(0, 6, (40, 2))
-    groups = make_groups(idx, 7)
-    assert groups.shape == (2, 7, max(np.bincount(idx[:, p]).max() for p in range(2)))
+    groups, slots = make_groups(idx, 7)
+    assert groups.shape == (2, 7, max(np.bincount(idx[:, p]).max() for p in range(2))) and slots.shape == (40, 2)
     for p in range(2):
         for v in range(7):
             members = groups[p, v][groups[p, v] != 40]
             assert sorted(members.tolist()) == np.nonzero(idx[:, p] == v)[0].tolist()
-    assert make_groups(idx, 7, capacity=40).shape == (2, 7, 40)
+        assert (groups[p].reshape(-1)[slots[:, p]] == np.arange(40)).all()  # each example's own slot
+    wide, wide_slots = make_groups(idx, 7, capacity=40)
+    assert wide.shape == (2, 7, 40) and (wide[1].reshape(-1)[wide_slots[:, 1]] == np.arange(40)).all()
 
 
 @pytest.mark.parametrize("capacity", [None, 50])
@@ -27,7 +29,8 @@ def test_grouped_gradient_matches_the_plain_lookup(capacity):
     results = []
     for grouped in (True, False):
         t, w, i = Tensor(tables), Tensor(weights), Tensor(idx)
-        out = mix_rows_grouped(t, w, i, Tensor(make_groups(idx, vocab, capacity))) if grouped else mix_rows(t, w, i)
+        groups = tuple(Tensor(a) for a in make_groups(idx, vocab, capacity))
+        out = mix_rows_grouped(t, w, i, groups) if grouped else mix_rows(t, w, i)
         loss = ((out - target) ** 2).sum()
         results.append([out.numpy(), *(g.numpy() for g in loss.gradient(t, w))])
     for fast, plain in zip(*results, strict=True):

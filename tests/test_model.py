@@ -59,7 +59,7 @@ def test_fast_forward_matches_reference_logits_and_gradients(layers, fold_mlp, f
     x, y = all_pairs(p)
     params = get_parameters(model)
     results = []
-    groups = Tensor(make_groups(x[:, :2], p + 1)) if grouped else None
+    groups = tuple(Tensor(a) for a in make_groups(x[:, :2], p + 1)) if grouped else None
     x, y = Tensor(x), Tensor(y)
     for forward in (lambda x: model(x, for_backward, groups), model.reference):
         logits = forward(x)
