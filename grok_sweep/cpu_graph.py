@@ -62,8 +62,8 @@ class CPUGraph(GraphRunner):
         return fixed and not views
 
 
-def install() -> None:
-    """Let TinyJit batch CPU kernels into CPUGraph (before the first capture); a no-op if tinygrad has a CPU graph."""
-    dev = Device["CPU"]
+def install(device: str = "CPU") -> None:
+    """Let TinyJit batch `device`'s kernels into CPUGraph (before the first capture); a no-op if it has a graph."""
+    dev = Device[device]
     if dev.graph is None and not isinstance(dev.renderer, LVPRenderer):  # LVP programs take a packed argument block
         dev.graph = CPUGraph

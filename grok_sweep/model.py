@@ -87,10 +87,11 @@ class GPT:
         self.pos_emb = _normal(rng, (SEQ_LEN, width), width, device)
         self.blocks = [Block(rng, width, heads, mlp_width, device) for _ in range(layers)]
         self.unembed = _normal(rng, (width, modulus), width, device)
-        # Folding the MLP into per-token tables (GPT._folded) does less arithmetic but runs more
-        # kernels. With BEAM=2 on a 2-core CPU it was faster at width 128 (nanda2023: 185 -> 153 ms
-        # of kernels per step) and slower at width 32 (the default config: 116-119 steps/s, 0.78x
-        # PyTorch, where the unfolded model ran at 1.23-1.27x). Width 64 was not measured.
+        # Folding the MLP into per-token tables (GPT._folded) does less arithmetic but runs more,
+        # smaller kernels. With BEAM=2 on a 2-core CPU (CPU graph on) it was faster at width 128
+        # (nanda2023: 120-145 ms per step against 394-492 unfolded) and slower at width 64 (p=59,
+        # 50% train: 29.5-32.9 ms against 25.7-29.0) and 32 (the default config: 2.4-3.1 ms
+        # against 2.1-2.5).
         self.fold_mlp = layers == 1 and width >= FOLD_MIN_WIDTH
 
     def __call__(self, x: Tensor, for_backward: bool = False, groups: tuple[Tensor, Tensor] | None = None) -> Tensor:

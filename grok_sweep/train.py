@@ -61,7 +61,7 @@ class Trainer:
         dev, self.cfg = device or cfg.train.device, cfg
         self.device = dev
         if dev.split(":")[0] == "CPU":
-            cpu_graph.install()  # before the JIT captures: kernels replay without per-launch Python
+            cpu_graph.install(dev)  # before the JIT captures: kernels replay without per-launch Python
         self.model = GPT(
             np.random.default_rng(init_seed),
             cfg.modulus,

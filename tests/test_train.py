@@ -118,6 +118,7 @@ def test_a_spread_job_trains_on_its_device_with_the_same_numbers(tiny_run, tmp_p
     _, _, out = tiny_run
     result = run_job(make_cfg(*TINY, "train.devices=2"), tmp_path, progress=False, job_num=3)
     assert result["status"] == "completed" and result["device"] == "CPU:1"
+    assert Device["CPU:1"].graph is cpu_graph.CPUGraph
     spread, alone = (pd.read_parquet(d / "metrics.parquet") for d in (tmp_path, out))
     pd.testing.assert_frame_equal(spread, alone)
 
@@ -151,7 +152,7 @@ def test_cpu_graph_replays_the_steps_with_the_same_numbers(monkeypatch, batch):
     graphed.fit()
     assert _graphed_kernels(graphed.train_step) > 20 and _graphed_kernels(graphed.eval_step) > 5
     monkeypatch.setattr(Device["CPU"], "graph", None)
-    monkeypatch.setattr(cpu_graph, "install", lambda: None)
+    monkeypatch.setattr(cpu_graph, "install", lambda device: None)
     plain = Trainer(cfg)
     plain.fit()
     assert _graphed_kernels(plain.train_step) == 0
