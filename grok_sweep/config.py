@@ -40,6 +40,7 @@ class TrainConfig:
     devices: int = MISSING  # spread a sweep's jobs over this many devices of that kind (see job_device)
     loss_dtype: str = MISSING  # float64 or float32, see model.cross_entropy
     beam: int = MISSING  # tinygrad BEAM search width for the step's kernels; 0 = off
+    flush_denormals: bool = MISSING  # CPU: subnormal floats read and written as 0 while training
     checkpoint_every: int = MISSING  # steps between checkpoints (and metrics flushes); 0 = never
     keep_checkpoint: bool = MISSING  # keep a finished job's checkpoint
 

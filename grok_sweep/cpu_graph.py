@@ -6,12 +6,18 @@ around a kernel that may itself take 3 us. The default config's train step is ~9
 so launches cost as much as the arithmetic. CPUGraph resolves every kernel's function pointer,
 buffer addresses and thread ids once, at capture, and a replay only patches the addresses of the
 JIT's inputs. Same kernels, same order, same thread: the numbers do not change.
+
+Also here: flush_denormals, which keeps late training from slowing down 5x on subnormal floats.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import platform
+import sys
 import time
+from collections.abc import Iterator
 
 from tinygrad import Device
 from tinygrad.device import Compiled
@@ -67,3 +73,33 @@ def install(device: str = "CPU") -> None:
     dev = Device[device]
     if dev.graph is None and not isinstance(dev.renderer, LVPRenderer):  # LVP programs take a packed argument block
         dev.graph = CPUGraph
+
+
+# (word of fenv_t holding the control register, its flush-to-zero bits) on Linux (glibc)
+_FENV_FLUSH = {"x86_64": (7, 0x8040), "aarch64": (0, 1 << 24)}  # MXCSR FTZ|DAZ; FPCR FZ
+
+
+@contextlib.contextmanager
+def flush_denormals(on: bool = True) -> Iterator[bool]:
+    """Within the block, this thread's CPU arithmetic reads and writes subnormal floats as 0.
+
+    Late in a grokking run, many gradients and Adam moments fall below float32's smallest normal
+    number (1.2e-38); CPUs handle those in microcode, and a nanda2023 step went from 137 to 676 ms
+    around step 11000. tinygrad runs CPU kernels on the calling thread, so setting the flag here is
+    enough. Yields whether the flag is set (False where the platform is not supported).
+    """
+    where = _FENV_FLUSH.get(platform.machine().lower()) if sys.platform == "linux" else None
+    if not on or where is None:
+        yield False
+        return
+    libc, env = ctypes.CDLL(None), (ctypes.c_uint32 * 8)()  # fenv_t is 32 bytes on x86_64, 8 on aarch64
+    if libc.fegetenv(env) != 0:
+        yield False
+        return
+    saved = (ctypes.c_uint32 * 8)(*env)
+    env[where[0]] |= where[1]
+    libc.fesetenv(env)
+    try:
+        yield True
+    finally:
+        libc.fesetenv(saved)

@@ -165,7 +165,9 @@ class Trainer:
 
     def fit(self, bar: tqdm | None = None, checkpoint: Callable[[], None] | None = None) -> Outcome:
         """Train from self.step to cfg.steps; `checkpoint` is called every train.checkpoint_every steps."""
-        with Context(BEAM=self.cfg.train.beam):  # only the first calls compile; BEAM picks their kernels
+        flush = self.cfg.train.flush_denormals and self.device.split(":")[0] == "CPU"
+        # only the first calls compile; BEAM picks their kernels
+        with Context(BEAM=self.cfg.train.beam), cpu_graph.flush_denormals(flush):
             return self._fit(bar, checkpoint)
 
     def _fit(self, bar: tqdm | None, checkpoint: Callable[[], None] | None) -> Outcome:

@@ -158,3 +158,14 @@ def test_cpu_graph_replays_the_steps_with_the_same_numbers(monkeypatch, batch):
     assert _graphed_kernels(plain.train_step) == 0
     for col in ("train_loss", "train_acc", "test_loss", "test_acc", "weight_norm"):
         np.testing.assert_array_equal(graphed.log.cols[col], plain.log.cols[col], err_msg=col)
+
+
+def test_flush_denormals_zeroes_subnormal_results_only_inside_the_block():
+    tiny, small = Tensor([1e-30]).realize(), Tensor([1e-10]).realize()  # their product, 1e-40, is subnormal
+    with cpu_graph.flush_denormals() as on:
+        if not on:
+            pytest.skip("flushing subnormals is implemented for Linux on x86_64 and aarch64")
+        assert (tiny * small).numpy()[0] == 0
+    assert (tiny * small).numpy()[0] == pytest.approx(1e-40, rel=1e-3)
+    with cpu_graph.flush_denormals(False) as on:
+        assert not on and (tiny * small).numpy()[0] > 0
