@@ -59,8 +59,8 @@ class Trainer:
         data_seed, init_seed, batch_seed = np.random.SeedSequence(cfg.seed).spawn(3)
         self.split: Split = make_split(cfg.modulus, cfg.train_ratio, np.random.default_rng(data_seed))
         dev, self.cfg = device or cfg.train.device, cfg
-        self.device = dev
-        if dev.split(":")[0] == "CPU":
+        self.device, self.on_cpu = dev, dev.split(":")[0] == "CPU"
+        if self.on_cpu:
             cpu_graph.install(dev)  # before the JIT captures: kernels replay without per-launch Python
         self.model = GPT(
             np.random.default_rng(init_seed),
@@ -165,7 +165,7 @@ class Trainer:
 
     def fit(self, bar: tqdm | None = None, checkpoint: Callable[[], None] | None = None) -> Outcome:
         """Train from self.step to cfg.steps; `checkpoint` is called every train.checkpoint_every steps."""
-        flush = self.cfg.train.flush_denormals and self.device.split(":")[0] == "CPU"
+        flush = self.cfg.train.flush_denormals and self.on_cpu
         # only the first calls compile; BEAM picks their kernels
         with Context(BEAM=self.cfg.train.beam), cpu_graph.flush_denormals(flush):
             return self._fit(bar, checkpoint)
