@@ -10,7 +10,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from grok_sweep.aggregate import aggregate
 from grok_sweep.app import run_job
-from grok_sweep.config import ConfigError, check_command_line, register
+from grok_sweep.cli import check_command_line
+from grok_sweep.config import ConfigError, register
+from grok_sweep.store import COMPLETED
 
 register()
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -27,7 +29,7 @@ def main(cfg: DictConfig) -> None:
         sys.exit(f"grok_sweep: error: {err}")
     if hydra_cfg.mode == RunMode.RUN:  # a multirun is aggregated once, by its callback
         aggregate(out_dir)
-        if result["status"] != "completed":
+        if result["status"] not in COMPLETED:
             sys.exit(f"grok_sweep: the run {result['status']} at step {result['stopped_at_step']}: {out_dir}")
 
 

@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 
 from grok_sweep import plot
 from grok_sweep.detect import DEFAULT_RULE, PHASES, Rule, detect
-from grok_sweep.store import METRICS_FILE, Job, atomic_write, find_jobs, planned_jobs
+from grok_sweep.store import COMPLETED, METRICS_FILE, Job, atomic_write, find_jobs, planned_jobs
 from grok_sweep.table import default_axes, panel_keys, panels, phase_cells, phase_table
 
 STEP_COLS = ("memorization_step", "grokking_step", "sustained_grokking_step", "grokking_delay")
@@ -39,7 +39,7 @@ def summarize(jobs: list[Job], keys: list[str], rule: Rule = DEFAULT_RULE) -> pd
     rows = []
     for job in jobs:
         found = detect(job.metrics, rule) if job.metrics is not None and len(job.metrics) else {}
-        if job.status != "completed":
+        if job.status not in COMPLETED:
             found["phase"] = None  # failed or diverged runs keep their status instead of a phase
         res = job.result or {}
         row = {"job": job.name, **{k: job.config.get(k) for k in keys}, "seed": job.config.get("seed")}
@@ -143,8 +143,9 @@ def run_line(job: pd.Series, threshold: float) -> str:
         else f"test acc {at} first at step {first}, "
         + (f"for good from step {sus}" if not pd.isna(sus) else "not at the end")
     )
-    phase = job["phase"] if job["status"] == "completed" else job["status"]
-    return f"{train}; {test}; phase: {phase}"
+    phase = job["phase"] if job["status"] in COMPLETED else job["status"]
+    stopped = f" (stopped early: {job['steps_run']} steps)" if job["status"] == "stopped_early" else ""
+    return f"{train}; {test}; phase: {phase}{stopped}"
 
 
 def _report(echo, split, rows, cols, summary, missing) -> None:
@@ -152,7 +153,7 @@ def _report(echo, split, rows, cols, summary, missing) -> None:
         echo(f"\nphase table{': ' + title if title else ''} (rows {rows or '-'}, columns {cols or '-'}; "
              f"phase @median sustained grokking step)")  # fmt: skip
         echo(phase_table(cells, rows, cols).to_string())
-    bad = summary[~summary["status"].isin(["completed"])]
+    bad = summary[~summary["status"].isin(COMPLETED)]
     for _, job in bad.iterrows():
         echo(f"{job['status']}: {job['job']}")
     if missing:

@@ -21,9 +21,10 @@ from omegaconf import DictConfig, OmegaConf
 from tinygrad.helpers import PARALLEL, Context
 from tqdm import tqdm
 
-from grok_sweep.config import ConfigError, job_device, split_sizes, validate
+from grok_sweep.config import ConfigError, job_device, validate
 from grok_sweep.store import (
     CHECKPOINT_FILE,
+    COMPLETED,
     METRICS_FILE,
     read_checkpoint,
     read_result,
@@ -31,11 +32,12 @@ from grok_sweep.store import (
     write_metrics,
     write_result,
 )
+from grok_sweep.tasks import split_sizes
 from grok_sweep.train import Trainer
 
 log = logging.getLogger(__name__)
 LIBRARIES = ("tinygrad", "numpy", "hydra-core", "omegaconf", "pandas", "pyarrow")
-FINISHED = ("completed", "diverged")  # a re-run skips these; a failed job is tried again
+FINISHED = (*COMPLETED, "diverged")  # a re-run skips these; a failed job is tried again
 
 
 def run_job(cfg: DictConfig, out_dir: Path, progress: bool = True, job_num: int = 0) -> dict[str, Any]:
@@ -109,14 +111,15 @@ def _resume(trainer: Trainer, config: str, out_dir: Path) -> Optional[int]:
 
 def _result(cfg: DictConfig, status: str, trainer: Trainer, wall: float, timings: dict[str, Optional[float]],
             config: str, resumed: Optional[int]) -> dict[str, Any]:  # fmt: skip
-    n_train, n_test = split_sizes(cfg.modulus, cfg.train_ratio)
+    n_train, n_test = split_sizes(cfg.modulus, cfg.train_ratio, cfg.operation)
     steps_run, loop = trainer.log.filled, timings["loop_time_s"]
     timed = max(steps_run - (resumed or 0) - 2, 0)  # the first two steps compile; see Outcome.compile_time_s
     compile_s = timings["compile_time_s"]
     return {
         "status": status,
         "steps_run": steps_run,
-        "stopped_at_step": None if status == "completed" else trainer.step,
+        # the last row of a run stopped early; the step that failed or diverged
+        "stopped_at_step": {"completed": None, "stopped_early": steps_run - 1}.get(status, trainer.step),
         "resumed_from_step": resumed,
         "wall_time_s": round(wall, 3),
         "compile_time_s": None if compile_s is None else round(compile_s, 3),

@@ -1,21 +1,21 @@
 """Config schema: typed dataclasses registered in Hydra's ConfigStore, plus value checks.
 
-Values live in conf/config.yaml; the dataclasses only fix names and types, so a typo or a
-wrong type fails when Hydra composes the config, before any job starts. `validate` refuses
-values that are well typed but impossible (train_ratio=1.5, width=30 with 4 heads, ...).
+Values live in conf/config.yaml (and conf/grokfast/*.yaml for the config group); the dataclasses
+only fix names and types, so a typo or a wrong type fails when Hydra composes the config, before
+any job starts. `validate` refuses values that are well typed but impossible (train_ratio=1.5,
+width=30 with 4 heads, operation=div with modulus=32, ...).
 """
 
 from __future__ import annotations
 
-import difflib
-import importlib.util
-import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, is_dataclass
-from pathlib import Path
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig
+
+from grok_sweep.tasks import operation_problem, split_sizes
 
 
 @dataclass
@@ -43,10 +43,34 @@ class TrainConfig:
     flush_denormals: bool = MISSING  # CPU: subnormal floats read and written as 0 while training
     checkpoint_every: int = MISSING  # steps between checkpoints (and metrics flushes); 0 = never
     keep_checkpoint: bool = MISSING  # keep a finished job's checkpoint
+    early_stop: int = MISSING  # end once test acc has held >= early_stop_acc for this many steps; 0 = off
+    early_stop_acc: float = MISSING
+
+
+# the config group `grokfast` (conf/grokfast/<name>.yaml): one schema per filter, see grok_sweep/grokfast.py
+@dataclass
+class GrokfastConfig:
+    name: str = MISSING  # none, ema or ma: which filter; set by the group's YAML
+
+
+@dataclass
+class GrokfastEMA(GrokfastConfig):
+    alpha: float = MISSING  # mu = alpha * mu + (1 - alpha) * g
+    lamb: float = MISSING  # the optimizer sees g + lamb * mu
+
+
+@dataclass
+class GrokfastMA(GrokfastConfig):
+    window: int = MISSING  # the last `window` raw gradients, the current one included
+    lamb: float = MISSING  # the optimizer sees g + lamb * their mean
+
+
+GROKFAST = {"none": GrokfastConfig, "ema": GrokfastEMA, "ma": GrokfastMA}
 
 
 @dataclass
 class Config:
+    operation: str = MISSING  # a key of tasks.OPERATIONS
     modulus: int = MISSING
     train_ratio: float = MISSING
     weight_decay: float = MISSING
@@ -57,23 +81,19 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    grokfast: GrokfastConfig = MISSING  # chosen with grokfast=none|ema|ma
 
 
 def register() -> None:
-    """Register the schema under a name distinct from the YAML's (Hydra needs them apart)."""
-    ConfigStore.instance().store(name="base_config", node=Config)
+    """Register the schemas under names distinct from the YAMLs' (Hydra needs them apart)."""
+    cs = ConfigStore.instance()
+    cs.store(name="base_config", node=Config)
+    for name, node in GROKFAST.items():
+        cs.store(group="grokfast", name=f"base_{name}", node=node)
 
 
 class ConfigError(ValueError):
     """A config value that is well typed but not allowed; the message is one line."""
-
-
-def split_sizes(modulus: int, train_ratio: float) -> tuple[int, int]:
-    """Train and test sizes: floor(train_ratio * p^2) pairs train, the rest test."""
-    total = modulus * modulus
-    # the epsilon keeps 0.29 * 100 = 28.999999999999996 from flooring to 28
-    n_train = math.floor(train_ratio * total + 1e-9)
-    return n_train, total - n_train
 
 
 def validate(cfg: DictConfig | Config) -> None:
@@ -86,48 +106,83 @@ def problems(cfg: DictConfig | Config) -> list[str]:
     """Every bad value in `cfg`, one line each: the key, its value and what is allowed."""
     found: list[str] = []
 
-    def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
+    def check(ok: bool, key: str, value: Any, allowed: str) -> None:
         if not ok:
             found.append(f"{key}={value!r} is not allowed: {allowed}")
 
-    m, o, t = cfg.model, cfg.optim, cfg.train
-    _check(cfg.modulus >= 2, "modulus", cfg.modulus, "an integer >= 2")
-    _check(0 < cfg.train_ratio < 1, "train_ratio", cfg.train_ratio, "a fraction strictly between 0 and 1")
-    n_train, n_test = split_sizes(cfg.modulus, cfg.train_ratio)
-    pairs = f"for modulus={cfg.modulus} ({cfg.modulus**2} pairs)"
-    if 0 < cfg.train_ratio < 1:  # the sizes say more only for a ratio in range
-        _check(n_train >= 1, "train_ratio", cfg.train_ratio, f"it leaves the train split empty {pairs}")
-        _check(n_test >= 1, "train_ratio", cfg.train_ratio, f"it leaves the test split empty {pairs}")
-    _check(cfg.weight_decay >= 0, "weight_decay", cfg.weight_decay, "a number >= 0")
-    _check(m.heads >= 1, "model.heads", m.heads, "an integer >= 1")
-    if m.heads >= 1:
-        _check(cfg.width >= 1 and cfg.width % m.heads == 0, "width", cfg.width,
-               f"a positive multiple of model.heads={m.heads}")  # fmt: skip
-    _check(cfg.seed >= 0, "seed", cfg.seed, "an integer >= 0")
-    _check(cfg.steps >= 1, "steps", cfg.steps, "an integer >= 1")
-    _check(cfg.eval_every >= 1, "eval_every", cfg.eval_every, "an integer >= 1")
-    _check(m.layers >= 1, "model.layers", m.layers, "an integer >= 1")
-    _check(m.mlp_width is None or m.mlp_width >= 1, "model.mlp_width", m.mlp_width, "null (4 * width) or >= 1")
-    _check(o.lr > 0, "optim.lr", o.lr, "a number > 0")
-    _check(0 <= o.beta1 < 1, "optim.beta1", o.beta1, "a number in [0, 1)")
-    _check(0 <= o.beta2 < 1, "optim.beta2", o.beta2, "a number in [0, 1)")
-    _check(o.eps > 0, "optim.eps", o.eps, "a number > 0")
-    _check(
-        t.batch_size is None or 1 <= t.batch_size <= n_train,
-        "train.batch_size",
-        t.batch_size,
-        f"null (full batch) or 1..{n_train}, the train split's size",
-    )
-    _check(t.loss_dtype in ("float32", "float64"), "train.loss_dtype", t.loss_dtype, "float32 or float64")
-    _check(t.checkpoint_every >= 0, "train.checkpoint_every", t.checkpoint_every, "0 (never) or a number of steps")
-    _check(t.beam >= 0, "train.beam", t.beam, "0 (off) or a search width >= 1")
-    devices = _devices()
-    _check(t.device.split(":")[0].upper() in devices, "train.device", t.device,
-           f"a tinygrad device, one of {', '.join(devices)}")  # fmt: skip
-    _check(t.devices >= 1, "train.devices", t.devices, "an integer >= 1")
-    _check(t.devices == 1 or ":" not in t.device, "train.devices", t.devices,
-           f"1 with train.device={t.device} (one device); name the kind alone (CUDA) to spread jobs")  # fmt: skip
+    for part in (_task_problems, _model_problems, _optim_problems, _train_problems, _grokfast_problems):
+        part(cfg, check)
     return found
+
+
+def _task_problems(cfg: DictConfig | Config, check: Callable[..., None]) -> None:
+    op, p = cfg.operation, cfg.modulus
+    check(p >= 2, "modulus", p, "an integer >= 2")
+    why = operation_problem(op, p)
+    if why and p >= 2:
+        check(False, "operation", op, why)
+    check(0 < cfg.train_ratio < 1, "train_ratio", cfg.train_ratio, "a fraction strictly between 0 and 1")
+    if why is None and p >= 2 and 0 < cfg.train_ratio < 1:  # the sizes say more only for a ratio in range
+        n_train, n_test = split_sizes(p, cfg.train_ratio, op)
+        pairs = f"for operation={op} modulus={p} ({n_train + n_test} pairs)"
+        check(n_train >= 1, "train_ratio", cfg.train_ratio, f"it leaves the train split empty {pairs}")
+        check(n_test >= 1, "train_ratio", cfg.train_ratio, f"it leaves the test split empty {pairs}")
+    check(cfg.seed >= 0, "seed", cfg.seed, "an integer >= 0")
+    check(cfg.steps >= 1, "steps", cfg.steps, "an integer >= 1")
+    check(cfg.eval_every >= 1, "eval_every", cfg.eval_every, "an integer >= 1")
+
+
+def _model_problems(cfg: DictConfig | Config, check: Callable[..., None]) -> None:
+    m = cfg.model
+    check(m.heads >= 1, "model.heads", m.heads, "an integer >= 1")
+    if m.heads >= 1:
+        check(cfg.width >= 1 and cfg.width % m.heads == 0, "width", cfg.width,
+              f"a positive multiple of model.heads={m.heads}")  # fmt: skip
+    check(m.layers >= 1, "model.layers", m.layers, "an integer >= 1")
+    check(m.mlp_width is None or m.mlp_width >= 1, "model.mlp_width", m.mlp_width, "null (4 * width) or >= 1")
+
+
+def _optim_problems(cfg: DictConfig | Config, check: Callable[..., None]) -> None:
+    o = cfg.optim
+    check(cfg.weight_decay >= 0, "weight_decay", cfg.weight_decay, "a number >= 0")
+    check(o.lr > 0, "optim.lr", o.lr, "a number > 0")
+    check(0 <= o.beta1 < 1, "optim.beta1", o.beta1, "a number in [0, 1)")
+    check(0 <= o.beta2 < 1, "optim.beta2", o.beta2, "a number in [0, 1)")
+    check(o.eps > 0, "optim.eps", o.eps, "a number > 0")
+
+
+def _train_problems(cfg: DictConfig | Config, check: Callable[..., None]) -> None:
+    t = cfg.train
+    if cfg.modulus >= 2 and operation_problem(cfg.operation, cfg.modulus) is None:
+        n_train = split_sizes(cfg.modulus, cfg.train_ratio, cfg.operation)[0]
+        check(t.batch_size is None or 1 <= t.batch_size <= n_train, "train.batch_size", t.batch_size,
+              f"null (full batch) or 1..{n_train}, the train split's size")  # fmt: skip
+    check(t.loss_dtype in ("float32", "float64"), "train.loss_dtype", t.loss_dtype, "float32 or float64")
+    check(t.checkpoint_every >= 0, "train.checkpoint_every", t.checkpoint_every, "0 (never) or a number of steps")
+    check(t.beam >= 0, "train.beam", t.beam, "0 (off) or a search width >= 1")
+    check(t.early_stop >= 0, "train.early_stop", t.early_stop, "0 (off) or a number of steps")
+    check(0 < t.early_stop_acc <= 1, "train.early_stop_acc", t.early_stop_acc, "an accuracy in (0, 1]")
+    devices = _devices()
+    check(t.device.split(":")[0].upper() in devices, "train.device", t.device,
+          f"a tinygrad device, one of {', '.join(devices)}")  # fmt: skip
+    check(t.devices >= 1, "train.devices", t.devices, "an integer >= 1")
+    check(t.devices == 1 or ":" not in t.device, "train.devices", t.devices,
+          f"1 with train.device={t.device} (one device); name the kind alone (CUDA) to spread jobs")  # fmt: skip
+
+
+def _grokfast_problems(cfg: DictConfig | Config, check: Callable[..., None]) -> None:
+    g = cfg.grokfast
+    schema = GROKFAST.get(g.name)
+    have = {f.name for f in fields(schema)} if schema else set()
+    if schema is None or set(g.keys()) != have:  # a name that does not match the group's values
+        check(False, "grokfast.name", g.name, f"set by the group: choose the filter with grokfast={'|'.join(GROKFAST)}")
+        return
+    if "lamb" in have:
+        check(g.lamb >= 0, "grokfast.lamb", g.lamb, "a number >= 0")
+    if "alpha" in have:
+        check(0 <= g.alpha < 1, "grokfast.alpha", g.alpha, "a number in [0, 1)")
+    if "window" in have:
+        check(g.window >= 1, "grokfast.window", g.window, "an integer >= 1")
 
 
 def job_device(device: str, devices: int, job_num: int) -> str:
@@ -144,75 +199,11 @@ def _devices() -> list[str]:
 
 
 def schema_keys(node: type = Config, prefix: str = "") -> list[str]:
-    """Every config key as written on the command line: modulus, optim.lr, ..."""
+    """Every config key as written on the command line: modulus, optim.lr, grokfast.lamb, ..."""
     keys = []
     for f in fields(node):
         sub = f.default_factory if is_dataclass(f.default_factory) else None
         keys += schema_keys(sub, f"{prefix}{f.name}.") if sub else [f"{prefix}{f.name}"]
+    if node is Config:  # a config group's keys: those of every choice's schema
+        keys += sorted({f"grokfast.{f.name}" for schema in GROKFAST.values() for f in fields(schema)})
     return keys
-
-
-def expand_sweep(overrides: list[str]) -> tuple[list[Any], list[list[str]]]:
-    """Hydra's parsed overrides and the jobs the basic sweeper makes of them, as override lists."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    parsed = OverridesParser.create().parse_overrides(overrides)
-    return parsed, BasicSweeper.split_arguments(parsed, None)[0]
-
-
-# launchers whose Hydra plugin is an optional extra: module to import, extra to install
-LAUNCHER_EXTRAS = {
-    "slurm": ("hydra_plugins.hydra_submitit_launcher", "slurm"),
-    "submitit_slurm": ("hydra_plugins.hydra_submitit_launcher", "slurm"),
-    "submitit_local": ("hydra_plugins.hydra_submitit_launcher", "slurm"),
-    "ray": ("hydra_plugins.hydra_ray_launcher", "ray"),
-    "ray_cluster": ("hydra_plugins.hydra_ray_launcher", "ray"),
-}
-
-
-def _missing_launcher(args: list[str]) -> list[str]:
-    for arg in args:
-        key, _, name = arg.partition("=")
-        if key.lstrip("+~") == "hydra/launcher" and name in LAUNCHER_EXTRAS:
-            module, extra = LAUNCHER_EXTRAS[name]
-            if importlib.util.find_spec(module) is None:
-                return [f"hydra/launcher={name} needs its Hydra plugin: pip install -e '.[{extra}]'"]
-    return []
-
-
-def check_command_line(args: list[str], conf_dir: Path) -> list[str]:
-    """Every problem in every job a command line asks for, one line each, before anything runs."""
-    if missing := _missing_launcher(args):
-        return missing
-    try:
-        parsed, jobs = expand_sweep([a for a in args if "=" in a and not a.startswith("-")])
-    except Exception:  # noqa: BLE001 - not ours to judge: Hydra reports bad override syntax itself
-        return []
-    known, problems = schema_keys(), []
-    for o in parsed:
-        key = o.get_key_element().lstrip("+~")
-        if key.split(".")[0].split("/")[0] == "hydra" or (conf_dir / key).is_dir() or key in known:
-            continue
-        close = difflib.get_close_matches(key, known, n=1)
-        problems.append(f"unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-    if problems:
-        return problems
-    for job in jobs:
-        task = [o for o in job if not o.lstrip("+~").startswith("hydra")]
-        prefix = f"job {','.join(sorted(task))}: " if len(jobs) > 1 else ""
-        problems += [prefix + p for p in _check_job(task, conf_dir)]
-    return problems
-
-
-def _check_job(overrides: list[str], conf_dir: Path) -> list[str]:
-    from hydra import compose, initialize_config_dir
-
-    try:
-        with initialize_config_dir(version_base="1.3", config_dir=str(conf_dir)):
-            cfg = compose("config", overrides=overrides)
-    except Exception as err:  # noqa: BLE001 - Hydra's composition errors: wrong types, bad groups
-        cause = err.__cause__ or err
-        key = getattr(cause, "full_key", None)
-        return [(f"{key}: " if key else "") + str(cause).strip().splitlines()[0]]
-    return problems(cfg)

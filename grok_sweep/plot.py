@@ -16,6 +16,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
 from grok_sweep.detect import PHASES, Rule
+from grok_sweep.store import COMPLETED
 
 COLORS = {
     "comprehension": "#4daf4a",
@@ -128,7 +129,7 @@ def _draw_curve(ax, rows: pd.DataFrame, job: pd.Series, keys: list[str]) -> None
     ax.set_xscale("log")
     ax.set_ylim(-0.03, 1.03)
     ax.grid(alpha=0.3)
-    label = job["phase"] if job["status"] == "completed" else job["status"]
+    label = job["phase"] if job["status"] in COMPLETED else job["status"]
     title = ", ".join(f"{k.split('.')[-1]}={_fmt(job[k])}" for k in keys)
     title = title or ("" if job["job"] == "." else str(job["job"]))  # "." is a single run's own folder
     ax.set_title(f"{title}\n{label}" if title else label, fontsize=8)

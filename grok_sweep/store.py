@@ -21,6 +21,9 @@ from omegaconf import OmegaConf
 
 METRICS_FILE = "metrics.parquet"
 RESULT_FILE = "result.json"
+# statuses of jobs that trained as configured (to the end, or until train.early_stop ended them): phases come from
+# their metrics; the others are "failed", "diverged" and "incomplete" (no result.json yet)
+COMPLETED = ("completed", "stopped_early")
 SCHEMA = pa.schema(
     [
         ("step", pa.int64()),
@@ -142,9 +145,19 @@ def _flatten(node: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _group_choices(hydra_dir: Path) -> dict[str, Any]:
+    """The job's config group choices ({"grokfast": "ema", "experiment": "nanda2023"}), Hydra's own left out."""
+    path = hydra_dir / "hydra.yaml"
+    if not path.exists():
+        return {}
+    choices = OmegaConf.select(OmegaConf.load(path), "hydra.runtime.choices", default=None) or {}
+    return {k: v for k, v in choices.items() if not k.startswith("hydra/") and v is not None}
+
+
 def load_job(folder: Path, root: Path) -> Job:
     hydra_dir = folder / ".hydra"
     config = _flatten(OmegaConf.to_container(OmegaConf.load(hydra_dir / "config.yaml")))
+    config = {**_group_choices(hydra_dir), **config}  # a group's choice as a key of its own: grokfast=ema
     overrides = frozenset(OmegaConf.to_container(OmegaConf.load(hydra_dir / "overrides.yaml")))
     result = read_result(folder)
     metrics = pd.read_parquet(folder / METRICS_FILE) if (folder / METRICS_FILE).exists() else None
@@ -164,7 +177,7 @@ def planned_jobs(root: Path) -> tuple[list[frozenset[str]], list[str]]:
     path = root / "multirun.yaml"
     if not path.exists():
         return [], []
-    from grok_sweep.config import expand_sweep
+    from grok_sweep.cli import expand_sweep
 
     parsed, jobs = expand_sweep(list(OmegaConf.load(path).hydra.overrides.task))
     swept = [o.get_key_element().lstrip("+~") for o in parsed if o.is_sweep_override()]

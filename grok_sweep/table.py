@@ -11,6 +11,7 @@ from typing import Optional
 import pandas as pd
 
 from grok_sweep.detect import PHASES
+from grok_sweep.store import COMPLETED
 
 
 def default_axes(keys: list[str]) -> tuple[Optional[str], Optional[str]]:
@@ -50,7 +51,7 @@ def phase_cells(summary: pd.DataFrame, rows: Optional[str], cols: Optional[str])
     sustained grokking steps of the jobs that carry the majority label (seeds, usually).
     """
     labels = [
-        p if s == "completed" else s for p, s in zip(summary["phase"].astype(object), summary["status"], strict=True)
+        p if s in COMPLETED else s for p, s in zip(summary["phase"].astype(object), summary["status"], strict=True)
     ]
     df = summary.assign(label=labels)
     by = [k for k in (rows, cols) if k]

@@ -21,15 +21,17 @@ from tinygrad.nn.state import get_parameters, get_state_dict
 from tqdm import tqdm
 
 from grok_sweep import cpu_graph
-from grok_sweep.data import Split, make_split
+from grok_sweep.early_stop import EarlyStop
+from grok_sweep.grokfast import make_filter
 from grok_sweep.lookup import make_groups
 from grok_sweep.model import GPT, cross_entropy
 from grok_sweep.store import MetricsLog
+from grok_sweep.tasks import Split, make_split
 
 
 @dataclass
 class Outcome:
-    status: str  # "completed" or "diverged"
+    status: str  # "completed", "stopped_early" or "diverged"
     compile_time_s: float  # first two steps: the eager run and the JIT capture compile every kernel
     loop_time_s: float  # the rest of the loop, evals included
 
@@ -57,7 +59,7 @@ def _pad(x: np.ndarray, y: np.ndarray, multiple: int) -> tuple[np.ndarray, np.nd
 class Trainer:
     def __init__(self, cfg: DictConfig, device: str | None = None):
         data_seed, init_seed, batch_seed = np.random.SeedSequence(cfg.seed).spawn(3)
-        self.split: Split = make_split(cfg.modulus, cfg.train_ratio, np.random.default_rng(data_seed))
+        self.split: Split = make_split(cfg.modulus, cfg.train_ratio, np.random.default_rng(data_seed), cfg.operation)
         dev, self.cfg = device or cfg.train.device, cfg
         self.device, self.on_cpu = dev, dev.split(":")[0] == "CPU"
         if self.on_cpu:
@@ -81,6 +83,8 @@ class Trainer:
             weight_decay=cfg.weight_decay,
             fused=True,  # one update kernel for all parameters instead of three per tensor
         )
+        self.grad_filter = make_filter(cfg.grokfast, self.params)
+        self.early_stop = EarlyStop(cfg.train.early_stop, cfg.train.early_stop_acc)
         s = self.split
         x_train, y_train, w_train = _pad(s.x_train, s.y_train, PAD_TO if cfg.train.batch_size is None else 1)
         x_test, y_test, w_test = _pad(s.x_test, s.y_test, PAD_TO)
@@ -112,11 +116,13 @@ class Trainer:
             w = self.w_train if x is self.x_train else None  # a mini-batch is never padded
             loss = cross_entropy(logits, y, self.cfg.train.loss_dtype, w)
             loss.backward()
+            for p, g in zip(self.params, self.grad_filter([p.grad for p in self.params]), strict=True):
+                p.grad = g
             row = Tensor.stack(loss.cast(dtypes.float32), _accuracy(logits, y, w)).reshape(1, 2)
             here = (Tensor.arange(self.block) == self.counter % self.block).reshape(self.block, 1)
             self.hist.assign(here.where(row, self.hist))
             self.counter.assign(self.counter + 1)
-            Tensor.realize(self.hist, self.counter, *self.opt.schedule_step())
+            Tensor.realize(self.hist, self.counter, *self.grad_filter.state().values(), *self.opt.schedule_step())
         return self.counter
 
     def _eval_step(self) -> Tensor:
@@ -150,6 +156,7 @@ class Trainer:
         st = {f"model.{k}": v for k, v in get_state_dict(self.model).items()}
         st.update({f"opt.m.{i}": t for i, t in enumerate(self.opt.m)})
         st.update({f"opt.v.{i}": t for i, t in enumerate(self.opt.v)})
+        st.update(self.grad_filter.state())
         return {**st, "opt.b1_t": self.opt.b1_t, "opt.b2_t": self.opt.b2_t, "counter": self.counter}
 
     def host_state(self) -> dict:
@@ -162,6 +169,7 @@ class Trainer:
         self.step = host["step"]
         self.batch_rng.bit_generator.state = host["batch_rng"]
         self.log.restore(metrics, self.step)
+        self.early_stop.restore(self.log.cols["test_acc"][: self.step])
 
     def fit(self, bar: tqdm | None = None, checkpoint: Callable[[], None] | None = None) -> Outcome:
         """Train from self.step to cfg.steps; `checkpoint` is called every train.checkpoint_every steps."""
@@ -173,6 +181,7 @@ class Trainer:
     def _fit(self, bar: tqdm | None, checkpoint: Callable[[], None] | None) -> Outcome:
         steps, every, log = self.cfg.steps, self.cfg.train.checkpoint_every, self.log
         first, t0, t_compiled, status = self.step, time.perf_counter(), None, "completed"
+        end = steps  # the loop ends with rows [0, end) trained
         for s in range(first, steps):
             self.step = s
             is_checkpoint = checkpoint is not None and every and s % every == 0 and s > first
@@ -185,6 +194,8 @@ class Trainer:
             if is_eval:
                 log.add_eval(s, self.eval_step().numpy())
                 _show(bar, log, s)
+                if self.early_stop.update(s, log.cols["test_acc"][s]) and s < steps - 1:
+                    status = "stopped_early"  # after this step's update, whose forward gives row s its train metrics
             _inject_fault(s, self.cfg.seed)
             self.train_step(*self.batch())
             if s == first + 1:
@@ -192,10 +203,13 @@ class Trainer:
                 t_compiled = time.perf_counter()
             if bar is not None:
                 bar.update(1)
-        else:
-            self.step = steps
-            if not self.fetch_train_rows(steps):
-                status = "diverged"
+            if status == "stopped_early":
+                end = s + 1
+                _stopped(bar, s)
+                break
+        if status != "diverged":
+            self.step = end
+            status = status if self.fetch_train_rows(end) else "diverged"
         t_end = time.perf_counter()
         t_compiled = t_compiled or t_end
         return Outcome(status, t_compiled - t0, t_end - t_compiled)
@@ -207,6 +221,11 @@ def _inject_fault(step: int, seed: int) -> None:
     spec = os.environ.get("GROK_SWEEP_FAIL_AT_STEP")
     if spec and spec in (str(step), f"{step}:{seed}"):
         raise RuntimeError(f"injected failure at step {step} (GROK_SWEEP_FAIL_AT_STEP={spec})")
+
+
+def _stopped(bar: tqdm | None, step: int) -> None:
+    if bar is not None:
+        bar.set_description_str(f"stopped early at step {step}", refresh=False)
 
 
 def _show(bar: tqdm | None, log: MetricsLog, step: int) -> None:

@@ -1,5 +1,6 @@
 """Aggregation of a fake sweep folder: known curves, a failed job, an unfinished one, a missing one."""
 
+import itertools
 import json
 import subprocess
 import sys
@@ -122,3 +123,39 @@ def test_bad_requests_are_one_line_errors(sweep, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "grok_sweep.aggregate", str(tmp_path / "nope")],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert proc.returncode == 1 and proc.stderr.strip().count("\n") == 0 and "no such folder" in proc.stderr
+
+
+def test_operation_and_grokfast_sweeps_show_in_summary_table_and_panels(tmp_path):
+    # a grid over a string key (operation), a config group (grokfast) and train_ratio; one job stopped early
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    task = ["operation=add,mul", "grokfast=none,ema", "train_ratio=0.3,0.5"]
+    OmegaConf.save(OmegaConf.create({"hydra": {"overrides": {"task": task}}}), sweep / "multirun.yaml")
+    for op, gf, ratio in itertools.product(("add", "mul"), ("none", "ema"), (0.3, 0.5)):
+        overrides = [f"grokfast={gf}", f"operation={op}", f"train_ratio={ratio}"]
+        folder = sweep / ",".join(overrides)
+        (folder / ".hydra").mkdir(parents=True)
+        OmegaConf.save(make_cfg(*overrides), folder / ".hydra" / "config.yaml")
+        OmegaConf.save(OmegaConf.create(overrides), folder / ".hydra" / "overrides.yaml")
+        choices = {"grokfast": gf, "hydra/launcher": "joblib"}  # as Hydra records them
+        OmegaConf.save(OmegaConf.create({"hydra": {"runtime": {"choices": choices}}}), folder / ".hydra/hydra.yaml")
+        stopped = (op, gf) == ("mul", "ema")  # groks at 600, stopped at step 699
+        steps = 700 if stopped else 1000
+        _metrics(50, 300 if op == "add" else 600 if stopped else None, steps).to_parquet(folder / METRICS_FILE)
+        status = "stopped_early" if stopped else "completed"
+        (folder / "result.json").write_text(json.dumps({"status": status, "steps_run": steps}))
+    printed = []
+    summary, _ = aggregate(sweep, echo=printed.append)
+    assert {"operation", "grokfast"} <= set(summary.columns)
+    by = summary.set_index(["operation", "grokfast", "train_ratio"])
+    assert by.loc[("mul", "ema", 0.5), "status"] == "stopped_early"
+    assert by.loc[("mul", "ema", 0.5), "phase"] == "grokking" and by.loc[("mul", "ema", 0.5), "steps_run"] == 700
+    assert (
+        by.loc[("mul", "none", 0.5), "phase"] == "memorization" and by.loc[("add", "none", 0.5), "phase"] == "grokking"
+    )
+    text = "\n".join(printed)
+    # rows train_ratio, columns operation, one table (and diagram panel) per filter
+    assert "phase table: grokfast=ema (rows train_ratio, columns operation" in text
+    assert "phase table: grokfast=none (rows train_ratio, columns operation" in text
+    assert "stopped_early:" not in text  # not listed among the jobs that went wrong
+    assert (sweep / "phase_diagram.png").exists()

@@ -6,7 +6,7 @@ from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ValidationError
 
 from conftest import CONF, ROOT, TINY, make_cfg
-from grok_sweep import config
+from grok_sweep import cli
 from grok_sweep.config import ConfigError, validate
 
 BAD = [
@@ -31,6 +31,17 @@ BAD = [
     (["train.device=TPU"], "train.device='TPU'", "a tinygrad device"),
     (["train.devices=0"], "train.devices=0", ">= 1"),
     (["train.device=CUDA:1", "train.devices=2"], "train.devices=2", "name the kind alone"),
+    (["operation=div", "modulus=32"], "operation='div'", "needs a prime modulus (with modulus=32, not prime)"),
+    (["operation=div_or_sub", "modulus=9"], "operation='div_or_sub'", "prime modulus (with modulus=9"),
+    (["operation=pow"], "operation='pow'", "one of add, sub, mul, div,"),
+    # div leaves out b = 0: 7 * 6 = 42 pairs, 21 of them train
+    (["operation=div", "modulus=7", "train.batch_size=22"], "train.batch_size=22", "1..21"),
+    (["train.early_stop=-1"], "train.early_stop=-1", "0 (off)"),
+    (["train.early_stop_acc=0"], "train.early_stop_acc=0", "(0, 1]"),
+    (["grokfast=ema", "grokfast.alpha=1.0"], "grokfast.alpha=1.0", "[0, 1)"),
+    (["grokfast=ema", "grokfast.lamb=-1"], "grokfast.lamb=-1", ">= 0"),
+    (["grokfast=ma", "grokfast.window=0"], "grokfast.window=0", ">= 1"),
+    (["grokfast=ema", "grokfast.name=ma"], "grokfast.name='ma'", "grokfast=none|ema|ma"),
 ]
 
 
@@ -63,10 +74,18 @@ def test_nanda2023_preset_is_nandas_setup():
     assert (cfg.model.heads, cfg.model.layers, cfg.train.batch_size) == (4, 1, None)
 
 
-def test_cli_refuses_bad_value_in_one_line_before_training(tmp_path):
+@pytest.mark.parametrize(
+    "overrides,line",
+    [
+        (["train_ratio=1.5"], "train_ratio=1.5 is not allowed: a fraction strictly between 0 and 1"),
+        (["operation=div", "modulus=32"],
+         "operation='div' is not allowed: div divides by b, so it needs a prime modulus (with modulus=32, not prime)"),
+    ],
+)  # fmt: skip
+def test_cli_refuses_bad_value_in_one_line_before_training(tmp_path, overrides, line):
     run_dir = tmp_path / "run"
     proc = subprocess.run(
-        [sys.executable, "-m", "grok_sweep", "train_ratio=1.5", f"hydra.run.dir={run_dir}"],
+        [sys.executable, "-m", "grok_sweep", *overrides, f"hydra.run.dir={run_dir}"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -74,12 +93,40 @@ def test_cli_refuses_bad_value_in_one_line_before_training(tmp_path):
     )
     assert proc.returncode != 0
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert lines == ["grok_sweep: error: train_ratio=1.5 is not allowed: a fraction strictly between 0 and 1"]
-    assert not (run_dir / "metrics.parquet").exists()
+    assert lines == [f"grok_sweep: error: {line}"]
+    assert not run_dir.exists()
 
 
 def test_a_launcher_without_its_plugin_is_refused_with_the_extra_to_install(monkeypatch):
-    monkeypatch.setitem(config.LAUNCHER_EXTRAS, "ray", ("no_such_plugin_module", "ray"))
-    got = config.check_command_line(["-m", "hydra/launcher=ray", "seed=0,1"], CONF)
+    monkeypatch.setitem(cli.LAUNCHER_EXTRAS, "ray", ("no_such_plugin_module", "ray"))
+    got = cli.check_command_line(["-m", "hydra/launcher=ray", "seed=0,1"], CONF)
     assert got == ["hydra/launcher=ray needs its Hydra plugin: pip install -e '.[ray]'"]
-    assert config.check_command_line(["-m", "hydra/launcher=joblib", "seed=0,1"], CONF) == []
+    assert cli.check_command_line(["-m", "hydra/launcher=joblib", "seed=0,1"], CONF) == []
+
+
+def test_grokfast_group_and_its_values_are_known_keys():
+    assert cli.check_command_line(["grokfast=ema", "grokfast.lamb=5", "grokfast.alpha=0.9"], CONF) == []
+    assert cli.check_command_line(["-m", "grokfast=none,ema,ma", "operation=add,div"], CONF) == []
+    assert cli.check_command_line(["grokfast.lamd=5"], CONF) == [
+        "unknown key 'grokfast.lamd' (did you mean 'grokfast.lamb'?)"
+    ]
+    assert cli.check_command_line(["grokfast=ema", "grokfast.window=5"], CONF) == [
+        "grokfast.window: Key 'window' not in 'GrokfastEMA'"
+    ]
+
+
+def test_an_operation_grid_is_refused_per_job_when_a_combination_is_impossible():
+    assert cli.check_command_line(["-m", "operation=add,div", "modulus=32"], CONF) == [
+        "job modulus=32,operation=div: operation='div' is not allowed: div divides by b, so it needs a prime modulus "
+        "(with modulus=32, not prime)"
+    ]
+
+
+def test_grokfast2024_preset_is_their_algorithmic_setup():
+    cfg = make_cfg("+experiment=grokfast2024")
+    validate(cfg)
+    assert (cfg.operation, cfg.modulus, cfg.train_ratio, cfg.width) == ("mul", 97, 0.5, 128)
+    assert (cfg.model.layers, cfg.model.heads, cfg.train.batch_size) == (2, 4, 512)
+    assert (cfg.optim.lr, cfg.optim.beta1, cfg.optim.beta2) == (1e-3, 0.9, 0.98)
+    assert dict(cfg.grokfast) == {"name": "ema", "alpha": 0.98, "lamb": 2.0}
+    assert make_cfg("+experiment=grokfast2024", "grokfast=ma").grokfast.name == "ma"

@@ -3,9 +3,9 @@ import pytest
 from tinygrad import Tensor
 from tinygrad.nn.state import get_parameters
 
-from grok_sweep.data import all_pairs
 from grok_sweep.lookup import make_groups
 from grok_sweep.model import GPT, cross_entropy
+from grok_sweep.tasks import all_pairs
 
 
 def _model(p=7, width=16, heads=2, layers=1):

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from conftest import CONF, ROOT, TINY
-from grok_sweep.config import check_command_line
+from grok_sweep.cli import check_command_line
 from grok_sweep.store import CHECKPOINT_FILE, read_checkpoint
 
 
@@ -86,8 +86,11 @@ def _run_until_checkpoint(args, run_dir):
 
 
 @pytest.mark.slow
-def test_killed_run_resumes_to_identical_metrics(tmp_path):
-    args = [*TINY, "steps=1500", "train.batch_size=8", "train.checkpoint_every=100"]
+@pytest.mark.parametrize("grokfast", [[], ["grokfast=ema"], ["grokfast=ma", "grokfast.window=20"]],
+                         ids=["none", "ema", "ma"])  # fmt: skip
+def test_killed_run_resumes_to_identical_metrics(tmp_path, grokfast):
+    # the filters' state (EMA, MA's window of gradients) is in the checkpoint too
+    args = [*TINY, "steps=1500", "train.batch_size=8", "train.checkpoint_every=100", *grokfast]
     killed_at = _run_until_checkpoint(args, tmp_path / "killed")
     assert 0 < killed_at < 1500
     partial = pd.read_parquet(tmp_path / "killed" / "metrics.parquet")

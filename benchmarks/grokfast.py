@@ -1,0 +1,105 @@
+"""Steps to grokking with and without the Grokfast filters, over seeds, on one config.
+
+    python benchmarks/grokfast.py                        # the documented config (CONFIG below), 3 seeds
+    python benchmarks/grokfast.py --seeds 5 modulus=47   # more seeds, other overrides for every run
+    python benchmarks/grokfast.py --ema grokfast.lamb=5 --ma grokfast.window=50
+
+Runs grokfast=none, ema and ma with every seed, one job per core at a time, each a real grok_sweep
+job (run_job) in `--out`, and prints for each filter the median over seeds of the first eval step
+with test accuracy >= 0.95 and >= 0.99, each seed's steps, and the median's ratio to none's. A
+seed that does not get there within `steps` counts as never (the median then reads "never" when
+half the seeds or more never did). Runs end early 200 steps after test accuracy holds >= 0.99.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import multiprocessing
+import statistics
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+# Where plain AdamW groks slowly and the filter pays: mini-batches of 32 (gradient noise that the
+# filter averages out), lr 1e-3, on the default task and model. See README, "Grokfast".
+CONFIG = ["train.batch_size=32", "optim.lr=1e-3", "steps=40000", "eval_every=50"]
+THRESHOLDS = (0.95, 0.99)
+
+
+def _run(overrides: list[str], out: str) -> tuple[str, float]:
+    from hydra import compose, initialize_config_dir
+
+    from grok_sweep.app import run_job
+    from grok_sweep.config import register
+
+    register()
+    with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
+        cfg = compose("config", overrides=overrides)
+    t0 = time.perf_counter()
+    result = run_job(cfg, Path(out), progress=False)
+    return result["status"], time.perf_counter() - t0
+
+
+def first_steps(metrics: pd.DataFrame) -> dict[float, float]:
+    """First eval step with test accuracy >= each threshold (inf if never)."""
+    evals = metrics.dropna(subset=["test_acc"])
+    return {t: float(evals.loc[evals["test_acc"] >= t, "step"].min()) if (evals["test_acc"] >= t).any() else math.inf
+            for t in THRESHOLDS}  # fmt: skip
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values)  # inf sorts last: a median of inf means half the seeds never got there
+
+
+def _fmt(step: float) -> str:
+    return "never" if math.isinf(step) else f"{step:.0f}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("overrides", nargs="*", help="config overrides for every run, after the documented config")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--ema", nargs="*", default=[], help="overrides for the ema runs only (grokfast.lamb=5)")
+    ap.add_argument("--ma", nargs="*", default=[], help="overrides for the ma runs only")
+    ap.add_argument("--jobs", type=int, default=2, help="runs at a time (one core each)")
+    stamp = time.strftime("grokfast-%Y%m%d-%H%M%S")
+    ap.add_argument("--out", type=Path, default=ROOT / "outputs" / "benchmarks" / stamp, help="where the runs go")
+    args = ap.parse_args()
+    base = [*CONFIG, *args.overrides, "train.early_stop=200", "train.early_stop_acc=0.99", "train.checkpoint_every=0"]
+    filters = {"none": ["grokfast=none"], "ema": ["grokfast=ema", *args.ema], "ma": ["grokfast=ma", *args.ma]}
+    runs = {(f, s): [*base, *extra, f"seed={s}"] for f, extra in filters.items() for s in range(args.seeds)}
+    print(f"config: {' '.join(base)}")
+    for f, extra in filters.items():
+        print(f"  {f}: {' '.join(extra)}")
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {k: pool.submit(_run, o, str(args.out / f"{k[0]}-seed{k[1]}")) for k, o in runs.items()}
+        done = {k: f.result() for k, f in futures.items()}
+    print(f"{len(runs)} runs in {time.perf_counter() - t0:.0f} s, {args.jobs} at a time; folders in {args.out}\n")
+    _report(args, filters, done)
+
+
+def _report(args, filters, done) -> None:
+    steps = {k: first_steps(pd.read_parquet(args.out / f"{k[0]}-seed{k[1]}" / "metrics.parquet")) for k in done}
+    medians = {f: {t: _median([steps[f, s][t] for s in range(args.seeds)]) for t in THRESHOLDS} for f in filters}
+    print("| filter | median steps to test acc >= 0.95 | >= 0.99 | per seed (0.95 / 0.99) | ratio to none |")
+    print("|---|---|---|---|---|")
+    for f in filters:
+        per_seed = ", ".join(f"{_fmt(steps[f, s][0.95])} / {_fmt(steps[f, s][0.99])}" for s in range(args.seeds))
+        ratio = " / ".join(_ratio(medians[f][t], medians["none"][t]) for t in THRESHOLDS)
+        print(f"| {f} | {_fmt(medians[f][0.95])} | {_fmt(medians[f][0.99])} | {per_seed} | {ratio} |")
+    bad = {k: v[0] for k, v in done.items() if v[0] not in ("completed", "stopped_early")}
+    if bad:
+        print(f"runs that did not complete: {bad}")
+
+
+def _ratio(a: float, b: float) -> str:
+    return "-" if math.isinf(a) or math.isinf(b) else f"{a / b:.2f}"
+
+
+if __name__ == "__main__":
+    main()
