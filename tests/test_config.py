@@ -26,7 +26,7 @@ BAD = [
     (["optim.lr=0"], "optim.lr=0", "> 0"),
     (["optim.beta2=1.0"], "optim.beta2=1.0", "[0, 1)"),
     (["optim.eps=0"], "optim.eps=0", "> 0"),
-    (["train.batch_size=100000"], "train.batch_size=100000", "1..480"),
+    (["train.batch_size=100000"], "train.batch_size=100000", "1..1123"),  # floor(0.4 * 53^2)
     (["train.loss_dtype=float16"], "train.loss_dtype='float16'", "float32 or float64"),
     (["train.device=TPU"], "train.device='TPU'", "a tinygrad device"),
     (["train.devices=0"], "train.devices=0", ">= 1"),
@@ -71,7 +71,7 @@ def test_nanda2023_preset_is_nandas_setup():
     validate(cfg)
     assert (cfg.modulus, cfg.train_ratio, cfg.weight_decay, cfg.width) == (113, 0.3, 1.0, 128)
     assert (cfg.optim.lr, cfg.optim.beta1, cfg.optim.beta2) == (1e-3, 0.9, 0.98)
-    assert (cfg.model.heads, cfg.model.layers, cfg.train.batch_size) == (4, 1, None)
+    assert (cfg.model.heads, cfg.model.layers, cfg.train.batch_size, cfg.train.early_stop) == (4, 1, None, 0)
 
 
 @pytest.mark.parametrize(
