@@ -35,7 +35,7 @@ BAD = [
     (["operation=div_or_sub", "modulus=9"], "operation='div_or_sub'", "prime modulus (with modulus=9"),
     (["operation=pow"], "operation='pow'", "one of add, sub, mul, div,"),
     # div leaves out b = 0: 7 * 6 = 42 pairs, 21 of them train
-    (["operation=div", "modulus=7", "train.batch_size=22"], "train.batch_size=22", "1..21"),
+    (["operation=div", "modulus=7", "train_ratio=0.5", "train.batch_size=22"], "train.batch_size=22", "1..21"),
     (["train.early_stop=-1"], "train.early_stop=-1", "0 (off)"),
     (["train.early_stop_acc=0"], "train.early_stop_acc=0", "(0, 1]"),
     (["grokfast=ema", "grokfast.alpha=1.0"], "grokfast.alpha=1.0", "[0, 1)"),
