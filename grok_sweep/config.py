@@ -115,6 +115,13 @@ def problems(cfg: DictConfig | Config) -> list[str]:
     return found
 
 
+def _split_sizes(cfg: DictConfig | Config) -> Optional[tuple[int, int]]:
+    """The train and test sizes, or None where the modulus or the operation rules the task out."""
+    if cfg.modulus < 2 or operation_problem(cfg.operation, cfg.modulus) is not None:
+        return None
+    return split_sizes(cfg.modulus, cfg.train_ratio, cfg.operation)
+
+
 def _task_problems(cfg: DictConfig | Config, check: Callable[..., None]) -> None:
     op, p = cfg.operation, cfg.modulus
     check(p >= 2, "modulus", p, "an integer >= 2")
@@ -122,8 +129,9 @@ def _task_problems(cfg: DictConfig | Config, check: Callable[..., None]) -> None
     if why and p >= 2:
         check(False, "operation", op, why)
     check(0 < cfg.train_ratio < 1, "train_ratio", cfg.train_ratio, "a fraction strictly between 0 and 1")
-    if why is None and p >= 2 and 0 < cfg.train_ratio < 1:  # the sizes say more only for a ratio in range
-        n_train, n_test = split_sizes(p, cfg.train_ratio, op)
+    sizes = _split_sizes(cfg)
+    if sizes and 0 < cfg.train_ratio < 1:  # the sizes say more only for a ratio in range
+        n_train, n_test = sizes
         pairs = f"for operation={op} modulus={p} ({n_train + n_test} pairs)"
         check(n_train >= 1, "train_ratio", cfg.train_ratio, f"it leaves the train split empty {pairs}")
         check(n_test >= 1, "train_ratio", cfg.train_ratio, f"it leaves the test split empty {pairs}")
@@ -153,8 +161,8 @@ def _optim_problems(cfg: DictConfig | Config, check: Callable[..., None]) -> Non
 
 def _train_problems(cfg: DictConfig | Config, check: Callable[..., None]) -> None:
     t = cfg.train
-    if cfg.modulus >= 2 and operation_problem(cfg.operation, cfg.modulus) is None:
-        n_train = split_sizes(cfg.modulus, cfg.train_ratio, cfg.operation)[0]
+    if sizes := _split_sizes(cfg):
+        n_train = sizes[0]
         check(t.batch_size is None or 1 <= t.batch_size <= n_train, "train.batch_size", t.batch_size,
               f"null (full batch) or 1..{n_train}, the train split's size")  # fmt: skip
     check(t.loss_dtype in ("float32", "float64"), "train.loss_dtype", t.loss_dtype, "float32 or float64")
