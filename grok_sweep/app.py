@@ -16,7 +16,6 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Optional
 
-import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 from tinygrad.helpers import PARALLEL, Context
 from tqdm import tqdm
@@ -27,6 +26,7 @@ from grok_sweep.store import (
     COMPLETED,
     METRICS_FILE,
     read_checkpoint,
+    read_metrics,
     read_result,
     write_checkpoint,
     write_metrics,
@@ -104,7 +104,7 @@ def _resume(trainer: Trainer, config: str, out_dir: Path) -> Optional[int]:
         return None
     tensors, host = found
     _same_config(host.get("config"), config, out_dir)
-    trainer.restore(tensors, host, pd.read_parquet(out_dir / METRICS_FILE))
+    trainer.restore(tensors, host, read_metrics(out_dir / METRICS_FILE))
     log.info("resuming from step %d: %s", trainer.step, out_dir)
     return trainer.step
 

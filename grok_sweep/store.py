@@ -90,6 +90,16 @@ def write_checkpoint(tensors: dict[str, Any], meta: dict[str, Any], out_dir: Pat
     return path
 
 
+def read_metrics(path: Path) -> pd.DataFrame:
+    """Read a metrics table that its job may be replacing right now.
+
+    pyarrow opens a path twice (footer, then pages); a replace in between pairs the old footer with the new
+    file's pages. One open handle keeps both reads on the same inode, which the rename leaves intact.
+    """
+    with open(path, "rb") as f:
+        return pq.read_table(pa.BufferReader(f.read())).to_pandas()
+
+
 def read_checkpoint(out_dir: Path) -> Optional[tuple[dict[str, Any], dict[str, Any]]]:
     """(tensors, host state) of the job's checkpoint, or None if it has none."""
     from tinygrad.nn.state import safe_load, safe_load_metadata
@@ -160,7 +170,7 @@ def load_job(folder: Path, root: Path) -> Job:
     config = {**_group_choices(hydra_dir), **config}  # a group's choice as a key of its own: grokfast=ema
     overrides = frozenset(OmegaConf.to_container(OmegaConf.load(hydra_dir / "overrides.yaml")))
     result = read_result(folder)
-    metrics = pd.read_parquet(folder / METRICS_FILE) if (folder / METRICS_FILE).exists() else None
+    metrics = read_metrics(folder / METRICS_FILE) if (folder / METRICS_FILE).exists() else None
     name = folder.relative_to(root).as_posix()
     return Job(name, config, overrides, result, metrics)
 
