@@ -123,13 +123,28 @@ def aggregate(root: Path, rows: Optional[str] = None, cols: Optional[str] = None
     written["curves"] = plot.curves(
         metrics, summary, keys, root / "curves.png", per_row if per_row and per_row <= 6 else None
     )
+    figures = measure_figures(summary, metrics, root)
+    if single and figures:
+        written["measures"] = figures[0]
     if single:
         echo(run_line(summary.iloc[0], rule.threshold))
     else:
         _report(echo, split, rows, cols, summary, missing_jobs(jobs, planned))
     for name, path in written.items():
         echo(f"wrote {name}: {path}")
+    if figures and not single:
+        echo(f"wrote measures.png in the folders of the {len(figures)} jobs with measures, e.g. {figures[0]}")
     return summary, written
+
+
+def measure_figures(summary: pd.DataFrame, metrics: pd.DataFrame, root: Path) -> list[Path]:
+    """measures.png in the folder of every job that measured its progress (measures=true)."""
+    if "restricted_loss" not in metrics or metrics["restricted_loss"].isna().all():
+        return []
+    per_job = metrics.groupby("job", sort=False)
+    measured = {name: rows for name, rows in per_job if rows["restricted_loss"].notna().any()}
+    return [plot.measures(measured[job["job"]], job, root / job["job"] / "measures.png")
+            for _, job in summary.iterrows() if job["job"] in measured]  # fmt: skip
 
 
 def run_line(job: pd.Series, threshold: float) -> str:

@@ -21,6 +21,7 @@ from tinygrad.helpers import PARALLEL, Context
 from tqdm import tqdm
 
 from grok_sweep.config import ConfigError, job_device, validate
+from grok_sweep.snapshots import write_final, write_snapshot
 from grok_sweep.store import (
     CHECKPOINT_FILE,
     COMPLETED,
@@ -67,11 +68,14 @@ def _run_job(cfg: DictConfig, out_dir: Path, progress: bool, job_num: int) -> di
         write_metrics(trainer.log, out_dir)
         write_checkpoint(trainer.state(), {**trainer.host_state(), "config": config}, out_dir)
 
+    def snapshot(step: int) -> None:
+        write_snapshot(trainer.weights(), step, cfg.steps, out_dir)
+
     bar = tqdm(total=cfg.steps, initial=trainer.step, desc="train", unit="step", disable=not progress,
                mininterval=0.5, dynamic_ncols=True)  # fmt: skip
     try:
         with bar:
-            outcome = trainer.fit(bar, checkpoint)
+            outcome = trainer.fit(bar, checkpoint, snapshot)
     except Exception as err:  # keep what was measured and let the other jobs of a sweep run
         log.exception("job failed at step %d", trainer.step)
         write_metrics(trainer.log, out_dir)
@@ -79,8 +83,13 @@ def _run_job(cfg: DictConfig, out_dir: Path, progress: bool, job_num: int) -> di
         result = _result(cfg, "failed", trainer, time.perf_counter() - t0, timings, config, resumed)
         result["error"] = f"{type(err).__name__}: {err}"
         write_result(result, out_dir)
+        try:  # the weights as they were when it failed, if the device still gives them
+            write_final(trainer.weights(), trainer.step, out_dir)
+        except Exception:
+            log.exception("could not keep the final weights")
         return result
     write_metrics(trainer.log, out_dir)
+    write_final(trainer.weights(), trainer.step, out_dir)
     timings = {"compile_time_s": outcome.compile_time_s, "loop_time_s": outcome.loop_time_s}
     result = _result(cfg, outcome.status, trainer, time.perf_counter() - t0, timings, config, resumed)
     write_result(result, out_dir)

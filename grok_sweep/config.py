@@ -15,6 +15,7 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig
 
+from grok_sweep.measures import OPERATIONS as MEASURED_OPERATIONS
 from grok_sweep.tasks import operation_problem, split_sizes
 
 
@@ -43,6 +44,7 @@ class TrainConfig:
     flush_denormals: bool = MISSING  # CPU: subnormal floats read and written as 0 while training
     checkpoint_every: int = MISSING  # steps between checkpoints (and metrics flushes); 0 = never
     keep_checkpoint: bool = MISSING  # keep a finished job's checkpoint
+    snapshot_every: int = MISSING  # keep the weights every this many steps in snapshots/; 0 = off
     early_stop: int = MISSING  # end once test acc has held >= early_stop_acc for this many steps; 0 = off
     early_stop_acc: float = MISSING
 
@@ -78,6 +80,7 @@ class Config:
     seed: int = MISSING
     steps: int = MISSING
     eval_every: int = MISSING
+    measures: bool = MISSING  # Nanda et al.'s progress measures at every eval (grok_sweep/measures.py)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -138,6 +141,9 @@ def _task_problems(cfg: DictConfig | Config, check: Callable[..., None]) -> None
     check(cfg.seed >= 0, "seed", cfg.seed, "an integer >= 0")
     check(cfg.steps >= 1, "steps", cfg.steps, "an integer >= 1")
     check(cfg.eval_every >= 1, "eval_every", cfg.eval_every, "an integer >= 1")
+    check(not cfg.measures or op in MEASURED_OPERATIONS, "measures", cfg.measures,
+          f"the progress measures are defined for operation={' or '.join(MEASURED_OPERATIONS)} only "
+          f"(here operation={op})")  # fmt: skip
 
 
 def _model_problems(cfg: DictConfig | Config, check: Callable[..., None]) -> None:
@@ -168,6 +174,7 @@ def _train_problems(cfg: DictConfig | Config, check: Callable[..., None]) -> Non
     check(t.loss_dtype in ("float32", "float64"), "train.loss_dtype", t.loss_dtype, "float32 or float64")
     check(t.checkpoint_every >= 0, "train.checkpoint_every", t.checkpoint_every, "0 (never) or a number of steps")
     check(t.beam >= 0, "train.beam", t.beam, "0 (off) or a search width >= 1")
+    check(t.snapshot_every >= 0, "train.snapshot_every", t.snapshot_every, "0 (off) or a number of steps")
     check(t.early_stop >= 0, "train.early_stop", t.early_stop, "0 (off) or a number of steps")
     check(0 < t.early_stop_acc <= 1, "train.early_stop_acc", t.early_stop_acc, "an accuracy in (0, 1]")
     devices = _devices()

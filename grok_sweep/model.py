@@ -52,9 +52,12 @@ class Block:
         out = q.scaled_dot_product_attention(k, v, is_causal=True)
         return out.transpose(1, 2).reshape(b, t, d) @ self.wo
 
+    def hidden(self, x: Tensor, for_backward: bool = False) -> Tensor:
+        """The MLP's neurons after the ReLU."""
+        return (_batch_minor(x, for_backward) @ self.w_in + self.b_in).relu()
+
     def mlp(self, x: Tensor, for_backward: bool = False) -> Tensor:
-        hidden = (_batch_minor(x, for_backward) @ self.w_in + self.b_in).relu()
-        return _batch_minor(hidden, for_backward) @ self.w_out + self.b_out
+        return _batch_minor(self.hidden(x, for_backward), for_backward) @ self.w_out + self.b_out
 
     def __call__(self, x: Tensor) -> Tensor:
         """Residual stream (batch, 3, d) -> (batch, 3, d), every position."""
@@ -63,19 +66,28 @@ class Block:
 
     def mix(self, scores: Tensor, values: Tensor, resid: Tensor, for_backward: bool = False) -> Tensor:
         """The last position's output from its scores (batch, 3, heads), values (batch, 3, d), residual (batch, d)."""
+        x = self.attend(scores, values, resid, for_backward)
+        return x + self.mlp(x, for_backward)
+
+    def attend(self, scores: Tensor, values: Tensor, resid: Tensor, for_backward: bool = False) -> Tensor:
+        """The last position's residual after attention (before the MLP), from the same inputs as mix."""
         b, t, d = values.shape
         weights = scores.softmax(axis=1).unsqueeze(-1)  # over the 3 key positions, per head
         z = (weights * values.reshape(b, t, self.heads, d // self.heads)).sum(1).reshape(b, d)
-        x = resid + _batch_minor(z, for_backward) @ self.wo
-        return x + self.mlp(x, for_backward)
+        return resid + _batch_minor(z, for_backward) @ self.wo
 
     def last(self, x: Tensor, for_backward: bool = False) -> Tensor:
         """Residual stream (batch, 3, d) -> (batch, d) at the last position only: the loss needs no more."""
+        x = self.attended(x, for_backward)
+        return x + self.mlp(x, for_backward)
+
+    def attended(self, x: Tensor, for_backward: bool = False) -> Tensor:
+        """Residual stream (batch, 3, d) -> the last position's residual after attention, (batch, d)."""
         b, t, d = x.shape
         dh = d // self.heads
         q = (x[:, -1] @ self.wq).reshape(b, 1, self.heads, dh)
         k = (x @ self.wk).reshape(b, t, self.heads, dh)
-        return self.mix((k * q).sum(-1) / math.sqrt(dh), x @ self.wv, x[:, -1], for_backward)
+        return self.attend((k * q).sum(-1) / math.sqrt(dh), x @ self.wv, x[:, -1], for_backward)
 
 
 class GPT:

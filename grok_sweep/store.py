@@ -32,17 +32,27 @@ SCHEMA = pa.schema(
         ("test_loss", pa.float64()),
         ("test_acc", pa.float64()),
         ("weight_norm", pa.float64()),
+        # progress measures (measures=true; grok_sweep/measures.py), null on other rows and jobs
+        ("restricted_loss", pa.float64()),
+        ("excluded_loss", pa.float64()),
+        ("fourier_gini", pa.float64()),
+        ("n_key_freqs", pa.int64()),
+        ("key_freqs", pa.list_(pa.int64())),
     ]
 )
 TRAIN_COLS = ("train_loss", "train_acc")
 EVAL_COLS = ("test_loss", "test_acc", "weight_norm")
+MEASURE_COLS = ("restricted_loss", "excluded_loss", "fourier_gini")
 
 
 class MetricsLog:
-    """Preallocated per-step columns; NaN marks "not measured" and becomes null in the file."""
+    """Preallocated per-step columns; NaN marks "not measured" and becomes null in the file.
 
-    def __init__(self, steps: int):
-        self.cols = {c: np.full(steps, np.nan) for c in TRAIN_COLS + EVAL_COLS}
+    With `n_freqs` > 0 it also keeps the progress measures: one key-frequency flag per frequency 1..n_freqs."""
+
+    def __init__(self, steps: int, n_freqs: int = 0):
+        self.cols = {c: np.full(steps, np.nan) for c in TRAIN_COLS + EVAL_COLS + MEASURE_COLS}
+        self.keys = np.zeros((steps, n_freqs), dtype=bool)
         self.filled = 0  # rows [0, filled) have their train metrics
 
     def add_train(self, rows: np.ndarray) -> None:
@@ -55,19 +65,34 @@ class MetricsLog:
     def restore(self, df: pd.DataFrame, steps: int) -> None:
         """Take back rows [0, steps) of a metrics table written earlier by this job."""
         rows = df[df["step"] < steps]
-        for c in TRAIN_COLS + EVAL_COLS:
-            self.cols[c][:steps] = rows[c].to_numpy(dtype=float, na_value=np.nan)
+        for c in TRAIN_COLS + EVAL_COLS + MEASURE_COLS:
+            if c in rows:
+                self.cols[c][:steps] = rows[c].to_numpy(dtype=float, na_value=np.nan)
+        if "key_freqs" in rows:
+            for step, freqs in zip(rows["step"], rows["key_freqs"], strict=True):
+                if freqs is not None:
+                    self.keys[step, np.asarray(freqs, dtype=int) - 1] = True
         self.filled = steps
 
     def add_eval(self, step: int, values: np.ndarray) -> None:
-        for c, v in zip(EVAL_COLS, values, strict=True):
+        """An eval's values: EVAL_COLS, then (with measures) MEASURE_COLS and one 0/1 per frequency."""
+        for c, v in zip(EVAL_COLS + MEASURE_COLS, values, strict=False):
             self.cols[c][step] = v
+        self.keys[step] = values[len(EVAL_COLS) + len(MEASURE_COLS) :] > 0.5
 
     def table(self) -> pa.Table:
         """The rows filled so far, with nulls where a metric was not measured."""
         n = self.filled
         arrays = [pa.array(np.arange(n, dtype=np.int64))]
-        arrays += [pa.array(self.cols[c][:n], from_pandas=True) for c in TRAIN_COLS + EVAL_COLS]
+        arrays += [pa.array(self.cols[c][:n], from_pandas=True) for c in TRAIN_COLS + EVAL_COLS + MEASURE_COLS]
+        measured = ~np.isnan(self.cols["restricted_loss"][:n])
+        arrays.append(pa.array(self.keys[:n].sum(axis=1), mask=~measured, type=pa.int64()))
+        list_type = pa.list_(pa.int64())
+        if self.keys.shape[1] == 0:
+            arrays.append(pa.nulls(n, list_type))
+        else:
+            keys = zip(self.keys[:n], measured, strict=True)
+            arrays.append(pa.array([(np.flatnonzero(k) + 1).tolist() if m else None for k, m in keys], list_type))
         return pa.Table.from_arrays(arrays, schema=SCHEMA)
 
 

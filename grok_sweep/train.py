@@ -24,6 +24,7 @@ from grok_sweep import cpu_graph
 from grok_sweep.early_stop import EarlyStop
 from grok_sweep.grokfast import make_filter
 from grok_sweep.lookup import make_groups
+from grok_sweep.measures import Measures, n_freqs
 from grok_sweep.model import GPT, cross_entropy
 from grok_sweep.store import MetricsLog
 from grok_sweep.tasks import Split, make_split
@@ -56,10 +57,16 @@ def _pad(x: np.ndarray, y: np.ndarray, multiple: int) -> tuple[np.ndarray, np.nd
     return np.concatenate([x, np.repeat(x[:1], pad, 0)]), np.concatenate([y, np.repeat(y[:1], pad)]), w
 
 
+def job_split(cfg: DictConfig) -> Split:
+    """The train and test pairs of a job: the first of the seed's three streams (split, weights, batches)."""
+    data_seed = np.random.SeedSequence(cfg.seed).spawn(3)[0]
+    return make_split(cfg.modulus, cfg.train_ratio, np.random.default_rng(data_seed), cfg.operation)
+
+
 class Trainer:
     def __init__(self, cfg: DictConfig, device: str | None = None):
-        data_seed, init_seed, batch_seed = np.random.SeedSequence(cfg.seed).spawn(3)
-        self.split: Split = make_split(cfg.modulus, cfg.train_ratio, np.random.default_rng(data_seed), cfg.operation)
+        _, init_seed, batch_seed = np.random.SeedSequence(cfg.seed).spawn(3)
+        self.split: Split = job_split(cfg)
         dev, self.cfg = device or cfg.train.device, cfg
         self.device, self.on_cpu = dev, dev.split(":")[0] == "CPU"
         if self.on_cpu:
@@ -98,7 +105,11 @@ class Trainer:
         self.hist = Tensor.zeros(self.block, 2, device=dev).contiguous()
         self.counter = Tensor.zeros(1, dtype=dtypes.int32, device=dev).contiguous()
         Tensor.realize(*self.params, self.x_train, self.y_train, self.x_test, self.y_test, self.hist, self.counter)
-        self.log, self.step = MetricsLog(cfg.steps), 0  # the next step to run
+        self.measures = (
+            Measures(cfg.modulus, cfg.operation, s.x_train[:, :2], dev, cfg.train.loss_dtype) if cfg.measures else None
+        )
+        self.log = MetricsLog(cfg.steps, n_freqs(cfg.modulus) if cfg.measures else 0)
+        self.step = 0  # the next step to run
         self.train_step = TinyJit(self._train_step)
         self.eval_step = TinyJit(self._eval_step)
 
@@ -130,7 +141,8 @@ class Trainer:
         loss = cross_entropy(logits, self.y_test, self.cfg.train.loss_dtype, self.w_test)
         norm = Tensor.stack(*[(p * p).sum() for p in self.params]).sum().sqrt()
         acc = _accuracy(logits, self.y_test, self.w_test)
-        return Tensor.stack(loss.cast(dtypes.float32), acc, norm).realize()
+        out = Tensor.stack(loss.cast(dtypes.float32), acc, norm)
+        return (out if self.measures is None else out.cat(self.measures(self.model))).realize()
 
     def batch(self) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor] | None]:
         """Inputs, labels and lookup groups of the next step's batch."""
@@ -153,11 +165,15 @@ class Trainer:
 
     def state(self) -> dict[str, Tensor]:
         """Everything a resumed run needs on the device: weights, optimizer moments, step counter."""
-        st = {f"model.{k}": v for k, v in get_state_dict(self.model).items()}
+        st = {f"model.{k}": v for k, v in self.weights().items()}
         st.update({f"opt.m.{i}": t for i, t in enumerate(self.opt.m)})
         st.update({f"opt.v.{i}": t for i, t in enumerate(self.opt.v)})
         st.update(self.grad_filter.state())
         return {**st, "opt.b1_t": self.opt.b1_t, "opt.b2_t": self.opt.b2_t, "counter": self.counter}
+
+    def weights(self) -> dict[str, Tensor]:
+        """The model's parameters by name, as a snapshot or load_run reads them."""
+        return get_state_dict(self.model)
 
     def host_state(self) -> dict:
         return {"step": self.step, "batch_rng": self.batch_rng.bit_generator.state}
@@ -171,15 +187,19 @@ class Trainer:
         self.log.restore(metrics, self.step)
         self.early_stop.restore(self.log.cols["test_acc"][: self.step])
 
-    def fit(self, bar: tqdm | None = None, checkpoint: Callable[[], None] | None = None) -> Outcome:
-        """Train from self.step to cfg.steps; `checkpoint` is called every train.checkpoint_every steps."""
+    def fit(self, bar: tqdm | None = None, checkpoint: Callable[[], None] | None = None,
+            snapshot: Callable[[int], None] | None = None) -> Outcome:  # fmt: skip
+        """Train from self.step to cfg.steps; `checkpoint` is called every train.checkpoint_every steps,
+        `snapshot(step)` every train.snapshot_every steps, before that step's update."""
         flush = self.cfg.train.flush_denormals and self.on_cpu
         # only the first calls compile; BEAM picks their kernels
         with Context(BEAM=self.cfg.train.beam), cpu_graph.flush_denormals(flush):
-            return self._fit(bar, checkpoint)
+            return self._fit(bar, checkpoint, snapshot)
 
-    def _fit(self, bar: tqdm | None, checkpoint: Callable[[], None] | None) -> Outcome:
+    def _fit(self, bar: tqdm | None, checkpoint: Callable[[], None] | None,
+             snapshot: Callable[[int], None] | None) -> Outcome:  # fmt: skip
         steps, every, log = self.cfg.steps, self.cfg.train.checkpoint_every, self.log
+        snap_every = self.cfg.train.snapshot_every if snapshot is not None else 0
         first, t0, t_compiled, status = self.step, time.perf_counter(), None, "completed"
         end = steps  # the loop ends with rows [0, end) trained
         for s in range(first, steps):
@@ -191,6 +211,8 @@ class Trainer:
                 break
             if is_checkpoint:
                 checkpoint()
+            if snap_every and s % snap_every == 0:
+                snapshot(s)
             if is_eval:
                 log.add_eval(s, self.eval_step().numpy())
                 _show(bar, log, s)

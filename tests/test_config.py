@@ -36,6 +36,8 @@ BAD = [
     (["operation=pow"], "operation='pow'", "one of add, sub, mul, div,"),
     # div leaves out b = 0: 7 * 6 = 42 pairs, 21 of them train
     (["operation=div", "modulus=7", "train_ratio=0.5", "train.batch_size=22"], "train.batch_size=22", "1..21"),
+    (["measures=true", "operation=mul"], "measures=True", "operation=add or sub only (here operation=mul)"),
+    (["train.snapshot_every=-5"], "train.snapshot_every=-5", "0 (off)"),
     (["train.early_stop=-1"], "train.early_stop=-1", "0 (off)"),
     (["train.early_stop_acc=0"], "train.early_stop_acc=0", "(0, 1]"),
     (["grokfast=ema", "grokfast.alpha=1.0"], "grokfast.alpha=1.0", "[0, 1)"),
@@ -72,6 +74,7 @@ def test_nanda2023_preset_is_nandas_setup():
     assert (cfg.modulus, cfg.train_ratio, cfg.weight_decay, cfg.width) == (113, 0.3, 1.0, 128)
     assert (cfg.optim.lr, cfg.optim.beta1, cfg.optim.beta2) == (1e-3, 0.9, 0.98)
     assert (cfg.model.heads, cfg.model.layers, cfg.train.batch_size, cfg.train.early_stop) == (4, 1, None, 0)
+    assert cfg.measures and cfg.train.snapshot_every > 0
 
 
 @pytest.mark.parametrize(

@@ -43,7 +43,7 @@ def test_a_run_stops_early_is_aggregated_as_completed_and_not_trained_again(tmp_
     whole = tmp_path / "whole"
     run_job(make_cfg(*base), whole, progress=False)
     full = pd.read_parquet(whole / "metrics.parquet")
-    evals = full.dropna()
+    evals = full.dropna(subset=["test_acc"])
     # a threshold the run reaches: the test accuracy of its last eval; where the rule must stop, from detect
     acc, hold = float(evals["test_acc"].iloc[-1]), 28
     stop = next(s for s in evals["step"] if (g := sustained_grokking_step(full[full.step <= s], acc)) is not None

@@ -12,6 +12,7 @@ import pytest
 
 from conftest import CONF, ROOT, TINY
 from grok_sweep.cli import check_command_line
+from grok_sweep.snapshots import SNAPSHOT_DIR
 from grok_sweep.store import CHECKPOINT_FILE, read_checkpoint
 
 
@@ -86,15 +87,18 @@ def _run_until_checkpoint(args, run_dir):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("grokfast", [[], ["grokfast=ema"], ["grokfast=ma", "grokfast.window=20"]],
-                         ids=["none", "ema", "ma"])  # fmt: skip
-def test_killed_run_resumes_to_identical_metrics(tmp_path, grokfast):
+@pytest.mark.parametrize("extra", [[], ["grokfast=ema"], ["grokfast=ma", "grokfast.window=20"],
+                                   ["measures=true", "train.snapshot_every=100"]],
+                         ids=["none", "ema", "ma", "measures+snapshots"])  # fmt: skip
+def test_killed_run_resumes_to_identical_metrics(tmp_path, extra):
     # the filters' state (EMA, MA's window of gradients) is in the checkpoint too
-    args = [*TINY, "steps=1500", "train.batch_size=8", "train.checkpoint_every=100", *grokfast]
+    args = [*TINY, "steps=1500", "train.batch_size=8", "train.checkpoint_every=100", *extra]
     killed_at = _run_until_checkpoint(args, tmp_path / "killed")
     assert 0 < killed_at < 1500
     partial = pd.read_parquet(tmp_path / "killed" / "metrics.parquet")
     assert len(partial) >= killed_at  # the SIGKILLed job left a readable parquet of its completed steps
+    snaps = tmp_path / "killed" / SNAPSHOT_DIR
+    kept = {p.name: p.stat().st_mtime_ns for p in snaps.glob("step_*.safetensors")}
     resumed = _grok_sweep(*args, f"hydra.run.dir={tmp_path / 'killed'}")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     whole = _grok_sweep(*args, f"hydra.run.dir={tmp_path / 'whole'}")
@@ -103,3 +107,12 @@ def test_killed_run_resumes_to_identical_metrics(tmp_path, grokfast):
     pd.testing.assert_frame_equal(a, b, check_exact=True)
     assert json.loads((tmp_path / "killed" / "result.json").read_text())["resumed_from_step"] == killed_at
     assert not (tmp_path / "killed" / CHECKPOINT_FILE).exists()  # removed once finished (keep_checkpoint=false)
+    if "train.snapshot_every=100" in extra:  # the snapshots written before the kill stay; all equal the whole run's
+        assert len(kept) >= killed_at // 100 and a["key_freqs"].notna().sum() > 0  # steps 0, 100, ... before it
+        before = {name: t for name, t in kept.items() if name < f"step_{killed_at:04d}"}
+        assert {name: snaps.joinpath(name).stat().st_mtime_ns for name in before} == before
+        whole_snaps = sorted((tmp_path / "whole" / SNAPSHOT_DIR).glob("step_*.safetensors"))
+        assert [p.name for p in whole_snaps] == sorted(p.name for p in snaps.glob("step_*.safetensors"))
+        assert len(whole_snaps) == 15  # steps 0 .. 1400; the final model is model.safetensors
+        for p in whole_snaps:
+            assert p.read_bytes() == (snaps / p.name).read_bytes(), p.name

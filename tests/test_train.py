@@ -23,6 +23,11 @@ COLUMNS = {
     "test_loss": "double",
     "test_acc": "double",
     "weight_norm": "double",
+    "restricted_loss": "double",
+    "excluded_loss": "double",
+    "fourier_gini": "double",
+    "n_key_freqs": "int64",
+    "key_freqs": "list<element: int64>",
 }
 
 
@@ -43,6 +48,7 @@ def test_tiny_run_writes_the_documented_schema(tiny_run):
     for col in ("test_loss", "test_acc", "weight_norm"):
         assert df.loc[df[col].notna(), "step"].tolist() == eval_steps, col
     assert df[["train_loss", "train_acc"]].notna().all().all()
+    assert df[["restricted_loss", "excluded_loss", "fourier_gini", "n_key_freqs", "key_freqs"]].isna().all().all()
     assert df["train_acc"].between(0, 1).all() and df["test_acc"].dropna().between(0, 1).all()
 
 

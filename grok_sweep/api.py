@@ -1,0 +1,160 @@
+"""A job or sweep folder back as Python objects: `from grok_sweep import load_run, load_sweep`.
+
+run = load_run("outputs/runs/2026-12-01/10-00-00")
+run.metrics                       # per-step DataFrame, as in metrics.parquet
+run.predict([3, 5], [4, 50])      # the final model's answers to 3 op 4 and 5 op 50
+run.model(step=500)               # the tinygrad GPT at a snapshot (train.snapshot_every)
+
+sweep = load_sweep("outputs/sweeps/2026-12-01/10-00-00")
+sweep.summary                     # one row per job, as in summary.parquet
+sweep.runs["seed=1,weight_decay=0.1"].logits()
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+
+from grok_sweep.store import METRICS_FILE, RESULT_FILE, read_metrics, read_result
+
+
+class LoadError(ValueError):
+    """A folder or step that holds nothing to load; the message is one line."""
+
+
+def _listing(folder: Path) -> str:
+    names = sorted(p.name + ("/" if p.is_dir() else "") for p in folder.iterdir())
+    shown = ", ".join(names[:12]) + (f", ... ({len(names)} in all)" if len(names) > 12 else "")
+    return shown or "nothing"
+
+
+class Run:
+    """One job folder: its config, result, metrics and model weights."""
+
+    def __init__(self, folder: Path, device: str = "CPU"):
+        self.folder, self.device = folder, device
+        hydra_config = folder / ".hydra" / "config.yaml"
+        result = read_result(folder)
+        if hydra_config.exists():
+            self.config: DictConfig = OmegaConf.load(hydra_config)
+        elif result is not None and "config" in result:  # a job run through app.run_job, without Hydra
+            self.config = OmegaConf.create(result["config"])
+        else:
+            raise LoadError(f"{folder} is not a job folder (no .hydra/config.yaml or result.json); it holds: "
+                            f"{_listing(folder)}")  # fmt: skip
+        self.result: dict[str, Any] = result or {"status": "incomplete"}
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.folder)!r}, status={self.result['status']!r})"
+
+    @cached_property
+    def metrics(self) -> pd.DataFrame:
+        path = self.folder / METRICS_FILE
+        if not path.exists():
+            raise LoadError(f"{self.folder} has no {METRICS_FILE} yet; it holds: {_listing(self.folder)}")
+        return read_metrics(path)
+
+    @property
+    def snapshot_steps(self) -> list[int]:
+        """The steps with weights on disk (the model after that many updates), the final one included."""
+        from grok_sweep.snapshots import find_snapshots
+
+        return list(find_snapshots(self.folder))
+
+    def model(self, step: Optional[int] = None):
+        """The tinygrad GPT with the weights of `step` (the final model if None)."""
+        from tinygrad.nn.state import load_state_dict, safe_load
+
+        from grok_sweep.model import GPT
+        from grok_sweep.snapshots import find_snapshots
+
+        found = find_snapshots(self.folder)
+        if not found:
+            raise LoadError(f"{self.folder} holds no weights yet (model.safetensors or snapshots/)")
+        path = found[max(found)] if step is None else found.get(step)
+        if path is None:
+            raise LoadError(f"no snapshot at step {step} in {self.folder}; steps with weights: "
+                            f"{', '.join(map(str, found))}")  # fmt: skip
+        c = self.config
+        m = GPT(np.random.default_rng(0), c.modulus, c.width, c.model.heads, c.model.layers,
+                c.model.mlp_width or 4 * c.width, self.device)  # fmt: skip
+        load_state_dict(m, {k: v.to(self.device) for k, v in safe_load(path).items()}, verbose=False)
+        return m
+
+    def _logits(self, a: np.ndarray, b: np.ndarray, step: Optional[int]) -> np.ndarray:
+        from tinygrad import Tensor
+
+        p = self.config.modulus
+        x = np.stack([a, b, np.full_like(a, p)], axis=1).astype(np.int32)
+        return self.model(step)(Tensor(x, device=self.device)).numpy()
+
+    def logits(self, step: Optional[int] = None) -> np.ndarray:
+        """(p, p, p) float: the logits for a, b, class; NaN for pairs the job's operation leaves out."""
+        from grok_sweep.tasks import all_pairs
+
+        p = self.config.modulus
+        a, b = np.divmod(np.arange(p * p), p)
+        out = self._logits(a, b, step).reshape(p, p, p)
+        defined = all_pairs(p, self.config.operation)[0]
+        keep = np.zeros((p, p), dtype=bool)
+        keep[defined[:, 0], defined[:, 1]] = True
+        out[~keep] = np.nan
+        return out
+
+    def predict(self, a: Any, b: Any, step: Optional[int] = None) -> np.ndarray:
+        """The model's answers (int) to a op b, for arrays (or numbers) a and b in 0..p-1."""
+        a, b = np.broadcast_arrays(np.asarray(a), np.asarray(b))
+        p = self.config.modulus
+        if not (np.issubdtype(a.dtype, np.integer) and np.issubdtype(b.dtype, np.integer)):
+            raise LoadError(f"predict takes integers a and b in 0..{p - 1}; got {a.dtype} and {b.dtype}")
+        if a.size and (min(a.min(), b.min()) < 0 or max(a.max(), b.max()) >= p):
+            raise LoadError(f"predict takes a and b in 0..{p - 1} (modulus={p})")
+        flat = self._logits(a.ravel(), b.ravel(), step).argmax(axis=-1) if a.size else np.zeros(0, int)
+        return flat.reshape(a.shape)
+
+    def split(self):
+        """The job's train and test pairs (tasks.Split: x_train (n, 3) tokens a, b, "=", y_train, ...)."""
+        from grok_sweep.train import job_split
+
+        return job_split(self.config)
+
+
+@dataclass
+class Sweep:
+    folder: Path
+    summary: pd.DataFrame  # as summary.parquet: one row per job
+    metrics: pd.DataFrame  # as the sweep's metrics.parquet: every job's rows
+    runs: dict[str, Run]  # job name (its folder, relative to the sweep's) -> Run
+
+
+def load_run(job_dir: str | Path, device: str = "CPU") -> Run:
+    """A job folder (a run's, or one job of a sweep) as a Run; its models go on `device`."""
+    folder = Path(job_dir)
+    if not folder.is_dir():
+        raise LoadError(f"{folder}: no such folder")
+    return Run(folder, device)
+
+
+def load_sweep(sweep_dir: str | Path, device: str = "CPU") -> Sweep:
+    """A sweep folder's aggregates (made first if missing) and its runs."""
+    from grok_sweep.aggregate import aggregate
+    from grok_sweep.store import find_jobs
+
+    folder = Path(sweep_dir)
+    if not folder.is_dir():
+        raise LoadError(f"{folder}: no such folder")
+    names = [job.name for job in find_jobs(folder)]
+    if not names or names == ["."]:
+        is_run = names or (folder / RESULT_FILE).exists()  # a run of app.run_job has no .hydra folder
+        what = "a run folder (use load_run)" if is_run else "not a sweep folder (no job folders in it)"
+        raise LoadError(f"{folder} is {what}; it holds: {_listing(folder)}")
+    if not (folder / "summary.parquet").exists() or not (folder / METRICS_FILE).exists():
+        aggregate(folder, echo=lambda *_: None)
+    summary, metrics = pd.read_parquet(folder / "summary.parquet"), read_metrics(folder / METRICS_FILE)
+    return Sweep(folder, summary, metrics, {name: Run(folder / name, device) for name in names})
