@@ -13,12 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from speed import ROOT, _cfg  # noqa: E402  (the same config composition as the speed benchmark)
+from speed import _cfg, run_worker  # noqa: E402  (the speed benchmark's config composition and workers)
 
 CASES = {"default": [], "nanda2023": ["+experiment=nanda2023"]}
 STEPS = {"default": 1500, "nanda2023": 300}
@@ -35,12 +34,7 @@ def _worker(case: str, steps: int, measures: bool) -> None:
 
 
 def _measure(case: str, steps: int, measures: bool) -> dict:
-    cmd = [sys.executable, __file__, "--worker", case, "--steps", str(steps), "--measures", str(measures)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-    line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
-    if proc.returncode != 0 or line is None:
-        raise SystemExit(f"benchmark worker failed: {' '.join(cmd)}\n{proc.stderr[-2000:]}")
-    return json.loads(line[len("RESULT ") :])
+    return run_worker([__file__, "--worker", case, "--steps", str(steps), "--measures", str(measures)])
 
 
 def main() -> None:

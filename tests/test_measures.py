@@ -157,7 +157,8 @@ def test_a_run_with_measures_logs_them_at_every_eval():
     assert df.loc[evals, "key_freqs"].map(lambda k: all(1 <= f <= 5 for f in k)).all()
     plain = Trainer(make_cfg(*TINY, "modulus=11", "steps=15"))
     plain.fit()
-    np.testing.assert_array_equal(plain.log.cols["test_loss"], trainer.log.cols["test_loss"])  # they only read
+    for col in ("train_loss", "train_acc", "test_loss", "test_acc", "weight_norm"):  # the measures only read
+        np.testing.assert_array_equal(plain.log.cols[col], trainer.log.cols[col], err_msg=col)
 
 
 def test_measures_are_refused_for_an_operation_without_the_circuit():
