@@ -71,8 +71,8 @@ class Run:
         """The tinygrad GPT with the weights of `step` (the final model if None)."""
         from tinygrad.nn.state import load_state_dict, safe_load
 
-        from grok_sweep.model import GPT
         from grok_sweep.snapshots import find_snapshots
+        from grok_sweep.train import job_model
 
         found = find_snapshots(self.folder)
         if not found:
@@ -81,9 +81,7 @@ class Run:
         if path is None:
             raise LoadError(f"no snapshot at step {step} in {self.folder}; steps with weights: "
                             f"{', '.join(map(str, found))}")  # fmt: skip
-        c = self.config
-        m = GPT(np.random.default_rng(0), c.modulus, c.width, c.model.heads, c.model.layers,
-                c.model.mlp_width or 4 * c.width, self.device)  # fmt: skip
+        m = job_model(self.config, np.random.default_rng(0), self.device)  # the weights are replaced below
         load_state_dict(m, {k: v.to(self.device) for k, v in safe_load(path).items()}, verbose=False)
         return m
 

@@ -63,6 +63,12 @@ def job_split(cfg: DictConfig) -> Split:
     return make_split(cfg.modulus, cfg.train_ratio, np.random.default_rng(data_seed), cfg.operation)
 
 
+def job_model(cfg: DictConfig, rng: np.random.Generator, device: str) -> GPT:
+    """The GPT a job of this config trains, its weights drawn from `rng`."""
+    m = cfg.model
+    return GPT(rng, cfg.modulus, cfg.width, m.heads, m.layers, m.mlp_width or 4 * cfg.width, device)
+
+
 class Trainer:
     def __init__(self, cfg: DictConfig, device: str | None = None):
         _, init_seed, batch_seed = np.random.SeedSequence(cfg.seed).spawn(3)
@@ -71,15 +77,7 @@ class Trainer:
         self.device, self.on_cpu = dev, dev.split(":")[0] == "CPU"
         if self.on_cpu:
             cpu_graph.install(dev)  # before the JIT captures: kernels replay without per-launch Python
-        self.model = GPT(
-            np.random.default_rng(init_seed),
-            cfg.modulus,
-            cfg.width,
-            cfg.model.heads,
-            cfg.model.layers,
-            cfg.model.mlp_width or 4 * cfg.width,
-            dev,
-        )
+        self.model = job_model(cfg, np.random.default_rng(init_seed), dev)
         self.params = get_parameters(self.model)
         self.opt = AdamW(
             self.params,
