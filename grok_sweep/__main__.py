@@ -1,5 +1,6 @@
 """Command line: `python -m grok_sweep [key=value ...]`, or `-m` for a grid (Hydra multirun)."""
 
+import logging
 import sys
 from pathlib import Path
 
@@ -9,12 +10,14 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from grok_sweep.aggregate import aggregate
-from grok_sweep.app import run_job
+from grok_sweep.app import RUNNING_ELSEWHERE, run_job
 from grok_sweep.cli import check_command_line
 from grok_sweep.config import ConfigError, register
+from grok_sweep.files import WriteError
 from grok_sweep.store import COMPLETED
 
 register()
+logging.raiseExceptions = False  # a log line that cannot be written (full disk) is dropped, not a traceback
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 
@@ -27,10 +30,21 @@ def main(cfg: DictConfig) -> None:
         result = run_job(cfg, out_dir, job_num=OmegaConf.select(hydra_cfg.job, "num", default=0) or 0)
     except ConfigError as err:
         sys.exit(f"grok_sweep: error: {err}")
-    if hydra_cfg.mode == RunMode.RUN:  # a multirun is aggregated once, by its callback
+    if hydra_cfg.mode != RunMode.RUN:  # a multirun is aggregated once, by its callback
+        return
+    if result["status"] == RUNNING_ELSEWHERE:
+        sys.exit(f"grok_sweep: error: {out_dir} is being trained by {result['holder']} right now; "
+                 "wait for it, or give this run another folder")  # fmt: skip
+    try:
         aggregate(out_dir)
-        if result["status"] not in COMPLETED:
-            sys.exit(f"grok_sweep: the run {result['status']} at step {result['stopped_at_step']}: {out_dir}")
+        unwritten = None
+    except WriteError as err:  # the run's own failure, if any, says more
+        unwritten = f"grok_sweep: error: {err}"
+    if result["status"] not in COMPLETED:
+        why = f": {result['error']}" if result.get("error") else ""
+        sys.exit(f"grok_sweep: the run {result['status']} at step {result['stopped_at_step']}{why} ({out_dir})")
+    if unwritten:
+        sys.exit(unwritten)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,8 @@ from omegaconf import DictConfig
 
 from grok_sweep import plot
 from grok_sweep.detect import DEFAULT_RULE, PHASES, Rule, detect
-from grok_sweep.store import COMPLETED, METRICS_FILE, Job, atomic_write, find_jobs, planned_jobs
+from grok_sweep.files import atomic_write
+from grok_sweep.store import COMPLETED, METRICS_FILE, Job, find_jobs, planned_jobs
 from grok_sweep.table import default_axes, panel_keys, panels, phase_cells, phase_table
 
 STEP_COLS = ("memorization_step", "grokking_step", "sustained_grokking_step", "grokking_delay")
@@ -184,7 +185,12 @@ class AggregateCallback(Callback):
         self.rule = Rule(threshold, delay_ratio, min_delay)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        summary, _ = aggregate(Path(config.hydra.sweep.dir), self.rows, self.cols, self.rule)
+        sweep = Path(config.hydra.sweep.dir)
+        summary, _ = aggregate(sweep, self.rows, self.cols, self.rule)
+        running = summary.loc[summary["status"] == "running", "job"].tolist()
+        if running:  # another command on this sweep trains them (lock.py)
+            print(f"{len(running)} job(s) still being trained by another process: {'; '.join(running)}; "
+                  f"once they have ended, aggregate again: python -m grok_sweep.aggregate {sweep}")  # fmt: skip
         bad = summary.loc[summary["status"].isin(["failed", "diverged"]), "job"].tolist()
         if bad:
             sys.exit(f"grok_sweep: {len(bad)} job(s) failed or diverged: {'; '.join(bad)}")

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from grok_sweep.store import METRICS_FILE, RESULT_FILE, read_metrics, read_result
+from grok_sweep.store import METRICS_FILE, RESULT_FILE, metrics_exist, read_metrics, read_result
 
 
 class LoadError(ValueError):
@@ -56,7 +56,7 @@ class Run:
     @cached_property
     def metrics(self) -> pd.DataFrame:
         path = self.folder / METRICS_FILE
-        if not path.exists():
+        if not metrics_exist(path):
             raise LoadError(f"{self.folder} has no {METRICS_FILE} yet; it holds: {_listing(self.folder)}")
         return read_metrics(path)
 

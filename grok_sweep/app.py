@@ -21,16 +21,18 @@ from tinygrad.helpers import PARALLEL, Context
 from tqdm import tqdm
 
 from grok_sweep.config import ConfigError, job_device, validate
+from grok_sweep.files import WriteError, disk_problem
+from grok_sweep.lock import JobLock, held_by
+from grok_sweep.metrics_log import write_metrics
+from grok_sweep.resources import memory_problem, physical_bytes
 from grok_sweep.snapshots import write_final, write_snapshot
 from grok_sweep.store import (
     CHECKPOINT_FILE,
     COMPLETED,
     METRICS_FILE,
     read_checkpoint,
-    read_metrics,
     read_result,
     write_checkpoint,
-    write_metrics,
     write_result,
 )
 from grok_sweep.tasks import split_sizes
@@ -39,6 +41,7 @@ from grok_sweep.train import Trainer
 log = logging.getLogger(__name__)
 LIBRARIES = ("tinygrad", "numpy", "hydra-core", "omegaconf", "pandas", "pyarrow")
 FINISHED = (*COMPLETED, "diverged")  # a re-run skips these; a failed job is tried again
+RUNNING_ELSEWHERE = "running_elsewhere"  # what run_job returns for a job another process is training
 
 
 def run_job(cfg: DictConfig, out_dir: Path, progress: bool = True, job_num: int = 0) -> dict[str, Any]:
@@ -53,7 +56,25 @@ def run_job(cfg: DictConfig, out_dir: Path, progress: bool = True, job_num: int 
 
 def _run_job(cfg: DictConfig, out_dir: Path, progress: bool, job_num: int) -> dict[str, Any]:
     validate(cfg)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    # the command line checked the memory available where it ran; a job on a cluster node checks its own
+    if too_big := memory_problem(cfg, physical_bytes()):
+        raise ConfigError(too_big)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        lock = JobLock(out_dir)
+        locked = lock.acquire()
+    except OSError as err:
+        log.error("job not started: could not write in %s: %s", out_dir, err.strerror or err)
+        return {"status": "failed", "stopped_at_step": 0, "error": f"could not write in {out_dir}: {err.strerror}"}
+    if not locked:  # another process trains this job now: leave it to that one
+        holder = held_by(out_dir) or "another process"
+        log.warning("skipped, being trained by %s right now: %s", holder, out_dir)
+        return {"status": RUNNING_ELSEWHERE, "holder": holder, "stopped_at_step": None}
+    with lock:
+        return _train_locked(cfg, out_dir, progress, job_num)
+
+
+def _train_locked(cfg: DictConfig, out_dir: Path, progress: bool, job_num: int) -> dict[str, Any]:
     config = OmegaConf.to_yaml(cfg)
     done = read_result(out_dir)
     if done and done.get("status") in FINISHED:
@@ -61,8 +82,15 @@ def _run_job(cfg: DictConfig, out_dir: Path, progress: bool, job_num: int) -> di
         log.info("already %s, skipped: %s", done["status"], out_dir)
         return done
     t0 = time.perf_counter()
-    trainer = Trainer(cfg, job_device(cfg.train.device, cfg.train.devices, job_num))
+    try:
+        trainer = Trainer(cfg, job_device(cfg.train.device, cfg.train.devices, job_num))
+    except Exception as err:  # the device, its memory or the disk refused before step 0
+        if not (why := disk_problem(err)):
+            log.exception("job could not start")
+            why = f"{type(err).__name__}: {_first_line(err)}"
+        return _not_started(why, config, out_dir)
     resumed = _resume(trainer, config, out_dir)
+    trainer.log.attach(out_dir)  # full blocks of metrics go to disk as they fill
 
     def checkpoint() -> None:  # metrics first: a checkpoint never points past the rows on disk
         write_metrics(trainer.log, out_dir)
@@ -76,29 +104,60 @@ def _run_job(cfg: DictConfig, out_dir: Path, progress: bool, job_num: int) -> di
     try:
         with bar:
             outcome = trainer.fit(bar, checkpoint, snapshot)
-    except Exception as err:  # keep what was measured and let the other jobs of a sweep run
-        log.exception("job failed at step %d", trainer.step)
         write_metrics(trainer.log, out_dir)
-        timings = {"compile_time_s": None, "loop_time_s": None}
-        result = _result(cfg, "failed", trainer, time.perf_counter() - t0, timings, config, resumed)
-        result["error"] = f"{type(err).__name__}: {err}"
-        write_result(result, out_dir)
-        try:  # the weights as they were when it failed, if the device still gives them
-            write_final(trainer.weights(), trainer.step, out_dir)
-        except Exception:
-            log.exception("could not keep the final weights")
-        return result
-    write_metrics(trainer.log, out_dir)
-    write_final(trainer.weights(), trainer.step, out_dir)
+        write_final(trainer.weights(), trainer.step, out_dir)
+    except Exception as err:  # keep what was measured and let the other jobs of a sweep run
+        return _failed(cfg, trainer, err, time.perf_counter() - t0, config, resumed, out_dir)
     timings = {"compile_time_s": outcome.compile_time_s, "loop_time_s": outcome.loop_time_s}
     result = _result(cfg, outcome.status, trainer, time.perf_counter() - t0, timings, config, resumed)
-    write_result(result, out_dir)
+    try:
+        write_result(result, out_dir)
+    except WriteError as err:
+        return _failed(cfg, trainer, err, time.perf_counter() - t0, config, resumed, out_dir)
     if not cfg.train.keep_checkpoint:
         (out_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
     log.info("%s after %d steps in %.1f s (%s steps/s, compile %.1f s): %s", result["status"],
              result["steps_run"], result["wall_time_s"], result["steps_per_s"], result["compile_time_s"],
              out_dir / METRICS_FILE)  # fmt: skip
     return result
+
+
+def _failed(cfg: DictConfig, trainer: Trainer, err: Exception, wall: float, config: str, resumed: Optional[int],
+            out_dir: Path) -> dict[str, Any]:  # fmt: skip
+    """Record a job that raised: its metrics, weights and result.json, as far as the disk still takes them."""
+    disk = disk_problem(err)
+    if disk:  # a full disk or an unwritable folder: one line, and write no more than the result
+        log.error("job stopped at step %d: %s", trainer.step, disk)
+    else:
+        log.exception("job failed at step %d", trainer.step)
+    timings = {"compile_time_s": None, "loop_time_s": None}
+    result = _result(cfg, "failed", trainer, wall, timings, config, resumed)
+    result["error"] = disk or f"{type(err).__name__}: {err}"
+    if disk:
+        _best_effort(write_result, result, out_dir)
+        return result
+    _best_effort(write_metrics, trainer.log, out_dir)
+    _best_effort(write_result, result, out_dir)
+    _best_effort(lambda w, d: write_final(w, trainer.step, d), trainer.weights(), out_dir)
+    return result
+
+
+def _not_started(error: str, config: str, out_dir: Path) -> dict[str, Any]:
+    log.error("job not started: %s", error)
+    result = {"status": "failed", "stopped_at_step": 0, "steps_run": 0, "error": error, "config": config}
+    _best_effort(write_result, result, out_dir)
+    return result
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [""])[0]
+
+
+def _best_effort(write: Any, what: Any, out_dir: Path) -> None:
+    try:
+        write(what, out_dir)
+    except Exception as err:  # noqa: BLE001 - already failing: say so and keep the rest
+        log.error("%s", err if isinstance(err, WriteError) else f"{type(err).__name__}: {err}")
 
 
 def _same_config(old: Optional[str], new: str, out_dir: Path) -> None:
@@ -113,7 +172,7 @@ def _resume(trainer: Trainer, config: str, out_dir: Path) -> Optional[int]:
         return None
     tensors, host = found
     _same_config(host.get("config"), config, out_dir)
-    trainer.restore(tensors, host, read_metrics(out_dir / METRICS_FILE))
+    trainer.restore(tensors, host, out_dir)
     log.info("resuming from step %d: %s", trainer.step, out_dir)
     return trainer.step
 

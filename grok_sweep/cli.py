@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import difflib
 import importlib.util
+import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
+
+from omegaconf import OmegaConf
 
 from grok_sweep.config import problems as config_problems
 from grok_sweep.config import schema_keys
+from grok_sweep.resources import available_bytes, device_problem, memory_problem
 
 
 def expand_sweep(overrides: list[str]) -> tuple[list[Any], list[list[str]]]:
@@ -44,14 +48,32 @@ def _missing_launcher(args: list[str]) -> list[str]:
     return []
 
 
+# launchers whose jobs run on other machines: their memory and devices are not this machine's
+REMOTE_LAUNCHERS = ("slurm", "submitit_slurm", "ray", "ray_cluster")
+
+
+def _launcher(args: list[str]) -> Optional[str]:
+    for arg in args:
+        key, _, name = arg.partition("=")
+        if key.lstrip("+~") == "hydra/launcher":
+            return name
+    return None
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
 def check_command_line(args: list[str], conf_dir: Path) -> list[str]:
     """Every problem in every job a command line asks for, one line each, before anything runs."""
     if missing := _missing_launcher(args):
         return missing
+    overrides = [a for a in args if not a.startswith("-") and ("=" in a or a.startswith("~"))]
     try:
-        parsed, jobs = expand_sweep([a for a in args if "=" in a and not a.startswith("-")])
-    except Exception:  # noqa: BLE001 - not ours to judge: Hydra reports bad override syntax itself
-        return []
+        parsed, jobs = expand_sweep(overrides)
+    except Exception as err:  # noqa: BLE001 - Hydra's override grammar: say which argument, in one line
+        return [f"cannot read the command line: {_first_line(err)}"]
     known, problems = schema_keys(), []
     for o in parsed:
         key = o.get_key_element().lstrip("+~")
@@ -61,21 +83,52 @@ def check_command_line(args: list[str], conf_dir: Path) -> list[str]:
         problems.append(f"unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
     if problems:
         return problems
+    if folder := _output_problem(args):
+        return [folder]
+    local = _launcher(args) not in REMOTE_LAUNCHERS
+    available = available_bytes() if local else None
     for job in jobs:
         task = [o for o in job if not o.lstrip("+~").startswith("hydra")]
         prefix = f"job {','.join(sorted(task))}: " if len(jobs) > 1 else ""
-        problems += [prefix + p for p in _check_job(task, conf_dir)]
-    return problems
+        problems += [prefix + p for p in _check_job(task, conf_dir, available, local)]
+    return list(dict.fromkeys(problems))  # a device problem once, not once per job
 
 
-def _check_job(overrides: list[str], conf_dir: Path) -> list[str]:
+def _check_job(overrides: list[str], conf_dir: Path, available: Optional[int], local: bool) -> list[str]:
     from hydra import compose, initialize_config_dir
 
     try:
         with initialize_config_dir(version_base="1.3", config_dir=str(conf_dir)):
             cfg = compose("config", overrides=overrides)
+        OmegaConf.to_container(cfg, resolve=True)  # an interpolation that does not resolve: ${oops}
     except Exception as err:  # noqa: BLE001 - Hydra's composition errors: wrong types, bad groups
         cause = err.__cause__ or err
         key = getattr(cause, "full_key", None)
-        return [(f"{key}: " if key else "") + str(cause).strip().splitlines()[0]]
-    return config_problems(cfg)
+        return [(f"{key}: " if key else "") + _first_line(cause)]
+    missing = [k for k in schema_keys() if OmegaConf.select(cfg, k, default=_ABSENT) is _ABSENT and
+               not k.startswith("grokfast.")]  # fmt: skip
+    if missing:
+        return [f"{k} has no value (was it deleted with ~{k}?)" for k in missing]
+    if found := config_problems(cfg):
+        return found
+    if memory := memory_problem(cfg, available):
+        return [memory]
+    device = device_problem(cfg.train.device) if local else None
+    return [device] if device else []
+
+
+_ABSENT = object()
+
+
+def _output_problem(args: list[str]) -> Optional[str]:
+    """One line if the run's (or sweep's) output folder cannot be made here."""
+    key = "hydra.sweep.dir" if {"-m", "--multirun"} & set(args) else "hydra.run.dir"
+    value = next((a.split("=", 1)[1] for a in args if a.split("=", 1)[0].lstrip("+") == key), "outputs")
+    path = Path(value.split("${")[0] or ".").expanduser().absolute()  # the part before ${now:...}
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    if not path.is_dir():
+        return f"{key}={value}: {path} is a file, not a folder"
+    if not os.access(path, os.W_OK | os.X_OK):
+        return f"{key}={value}: cannot write in {path}"
+    return None

@@ -47,6 +47,7 @@ class TrainConfig:
     snapshot_every: int = MISSING  # keep the weights every this many steps in snapshots/; 0 = off
     early_stop: int = MISSING  # end once test acc has held >= early_stop_acc for this many steps; 0 = off
     early_stop_acc: float = MISSING
+    max_memory_gb: Optional[float] = MISSING  # refuse a job whose memory estimate exceeds this; null: what is free
 
 
 # the config group `grokfast` (conf/grokfast/<name>.yaml): one schema per filter, see grok_sweep/grokfast.py
@@ -181,6 +182,8 @@ def _train_problems(cfg: DictConfig | Config, check: Callable[..., None]) -> Non
     check(t.device.split(":")[0].upper() in devices, "train.device", t.device,
           f"a tinygrad device, one of {', '.join(devices)}")  # fmt: skip
     check(t.devices >= 1, "train.devices", t.devices, "an integer >= 1")
+    check(t.max_memory_gb is None or t.max_memory_gb > 0, "train.max_memory_gb", t.max_memory_gb,
+          "null (the memory available) or a number of GiB > 0")  # fmt: skip
     check(t.devices == 1 or ":" not in t.device, "train.devices", t.devices,
           f"1 with train.device={t.device} (one device); name the kind alone (CUDA) to spread jobs")  # fmt: skip
 

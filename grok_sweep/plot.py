@@ -16,6 +16,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
 from grok_sweep.detect import PHASES, Rule
+from grok_sweep.files import atomic_write
 from grok_sweep.store import COMPLETED
 
 COLORS = {
@@ -25,6 +26,7 @@ COLORS = {
     "confusion": "#e6ab02",
     "diverged": "#e41a1c",
     "failed": "#999999",
+    "running": "#f0f0f0",
     "incomplete": "#dddddd",
 }
 
@@ -92,7 +94,7 @@ def phase_diagram(panels: list[tuple[str, pd.DataFrame]], rows: Optional[str], c
     )
     used = [*PHASES, *sorted({lab for _, c in panels for lab in c["label"]} - set(PHASES), key=list(COLORS).index)]
     fig.legend(handles=[Patch(color=COLORS[lab], label=lab) for lab in used], loc="outside right center")
-    fig.savefig(path, dpi=110)
+    _save(fig, path, dpi=110)
     return path
 
 
@@ -116,7 +118,7 @@ def curves(metrics: pd.DataFrame, summary: pd.DataFrame, keys: list[str], path: 
         loss.set_xlabel("step (log scale)")
     fig.legend(handles=[Line2D([], [], color=c, ls=ls, label=name) for name, c, ls in LINES],
                loc="outside upper center", ncols=4)  # fmt: skip
-    fig.savefig(path, dpi=100 if n <= 36 else 60)
+    _save(fig, path, dpi=100 if n <= 36 else 60)
     return path
 
 
@@ -186,5 +188,10 @@ def measures(rows: pd.DataFrame, job: pd.Series, path: Path) -> Path:
         last = evals.iloc[-1]
         title += f"; key frequencies at step {int(last['step'])}: {[int(k) for k in last['key_freqs']]}"
     fig.suptitle(title, fontsize=10)
-    fig.savefig(path, dpi=100)
+    _save(fig, path, dpi=100)
     return path
+
+
+def _save(fig: Figure, path: Path, dpi: int) -> None:
+    # atomic, like every artifact: a reader (or a full disk) never leaves half a PNG
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format="png"))

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from grok_sweep.store import atomic_write
+from grok_sweep.files import atomic_write
 
 FINAL_FILE = "model.safetensors"
 SNAPSHOT_DIR = "snapshots"

@@ -1,106 +1,29 @@
-"""Per-job artifacts: the per-step metrics table and result.json, written atomically.
+"""Per-job artifacts: result.json and the checkpoint, written atomically; job folders read back.
 
-Row `step` = s holds the metrics of the model after s optimizer updates (s = 0 .. steps-1):
-train loss/accuracy on the whole train split come from the forward pass of update s + 1, and
-on eval steps the test metrics and the weight norm are measured on those same weights.
+The per-step metrics are written by metrics_log.py; their parts are read here.
 """
 
 from __future__ import annotations
 
 import json
-import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from omegaconf import OmegaConf
 
-METRICS_FILE = "metrics.parquet"
+from grok_sweep.files import atomic_write
+from grok_sweep.lock import held_by
+
+METRICS_FILE = "metrics.parquet"  # a folder of parts, see metrics_log.py
 RESULT_FILE = "result.json"
 # statuses of jobs that trained as configured (to the end, or until train.early_stop ended them): phases come from
-# their metrics; the others are "failed", "diverged" and "incomplete" (no result.json yet)
+# their metrics; the others are "failed", "diverged", "running" (locked by a process) and "incomplete"
 COMPLETED = ("completed", "stopped_early")
-SCHEMA = pa.schema(
-    [
-        ("step", pa.int64()),
-        ("train_loss", pa.float64()),
-        ("train_acc", pa.float64()),
-        ("test_loss", pa.float64()),
-        ("test_acc", pa.float64()),
-        ("weight_norm", pa.float64()),
-        # progress measures (measures=true; grok_sweep/measures.py), null on other rows and jobs
-        ("restricted_loss", pa.float64()),
-        ("excluded_loss", pa.float64()),
-        ("fourier_gini", pa.float64()),
-        ("n_key_freqs", pa.int64()),
-        ("key_freqs", pa.list_(pa.int64())),
-    ]
-)
-TRAIN_COLS = ("train_loss", "train_acc")
-EVAL_COLS = ("test_loss", "test_acc", "weight_norm")
-MEASURE_COLS = ("restricted_loss", "excluded_loss", "fourier_gini")
-
-
-class MetricsLog:
-    """Preallocated per-step columns; NaN marks "not measured" and becomes null in the file.
-
-    With `n_freqs` > 0 it also keeps the progress measures: one key-frequency flag per frequency 1..n_freqs."""
-
-    def __init__(self, steps: int, n_freqs: int = 0):
-        self.cols = {c: np.full(steps, np.nan) for c in TRAIN_COLS + EVAL_COLS + MEASURE_COLS}
-        self.keys = np.zeros((steps, n_freqs), dtype=bool)
-        self.filled = 0  # rows [0, filled) have their train metrics
-
-    def add_train(self, rows: np.ndarray) -> None:
-        """Append a block of (train_loss, train_acc) rows for the next steps."""
-        end = self.filled + len(rows)
-        for i, c in enumerate(TRAIN_COLS):
-            self.cols[c][self.filled : end] = rows[:, i]
-        self.filled = end
-
-    def restore(self, df: pd.DataFrame, steps: int) -> None:
-        """Take back rows [0, steps) of a metrics table written earlier by this job."""
-        rows = df[df["step"] < steps]
-        for c in TRAIN_COLS + EVAL_COLS + MEASURE_COLS:
-            if c in rows:
-                self.cols[c][:steps] = rows[c].to_numpy(dtype=float, na_value=np.nan)
-        if "key_freqs" in rows:
-            for step, freqs in zip(rows["step"], rows["key_freqs"], strict=True):
-                if freqs is not None:
-                    self.keys[step, np.asarray(freqs, dtype=int) - 1] = True
-        self.filled = steps
-
-    def add_eval(self, step: int, values: np.ndarray) -> None:
-        """An eval's values: EVAL_COLS, then (with measures) MEASURE_COLS and one 0/1 per frequency."""
-        for c, v in zip(EVAL_COLS + MEASURE_COLS, values, strict=False):
-            self.cols[c][step] = v
-        self.keys[step] = values[len(EVAL_COLS) + len(MEASURE_COLS) :] > 0.5
-
-    def table(self) -> pa.Table:
-        """The rows filled so far, with nulls where a metric was not measured."""
-        n = self.filled
-        arrays = [pa.array(np.arange(n, dtype=np.int64))]
-        arrays += [pa.array(self.cols[c][:n], from_pandas=True) for c in TRAIN_COLS + EVAL_COLS + MEASURE_COLS]
-        measured = ~np.isnan(self.cols["restricted_loss"][:n])
-        arrays.append(pa.array(self.keys[:n].sum(axis=1), mask=~measured, type=pa.int64()))
-        list_type = pa.list_(pa.int64())
-        if self.keys.shape[1] == 0:
-            arrays.append(pa.nulls(n, list_type))
-        else:
-            keys = zip(self.keys[:n], measured, strict=True)
-            arrays.append(pa.array([(np.flatnonzero(k) + 1).tolist() if m else None for k, m in keys], list_type))
-        return pa.Table.from_arrays(arrays, schema=SCHEMA)
-
-
-def atomic_write(path: Path, write: Any) -> None:
-    # write beside the target and rename, so a reader never sees a half-written file
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    write(tmp)
-    os.replace(tmp, path)
 
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
@@ -115,16 +38,6 @@ def write_checkpoint(tensors: dict[str, Any], meta: dict[str, Any], out_dir: Pat
     return path
 
 
-def read_metrics(path: Path) -> pd.DataFrame:
-    """Read a metrics table that its job may be replacing right now.
-
-    pyarrow opens a path twice (footer, then pages); a replace in between pairs the old footer with the new
-    file's pages. One open handle keeps both reads on the same inode, which the rename leaves intact.
-    """
-    with open(path, "rb") as f:
-        return pq.read_table(pa.BufferReader(f.read())).to_pandas()
-
-
 def read_checkpoint(out_dir: Path) -> Optional[tuple[dict[str, Any], dict[str, Any]]]:
     """(tensors, host state) of the job's checkpoint, or None if it has none."""
     from tinygrad.nn.state import safe_load, safe_load_metadata
@@ -136,15 +49,63 @@ def read_checkpoint(out_dir: Path) -> Optional[tuple[dict[str, Any], dict[str, A
     return safe_load(path), json.loads(meta["grok_sweep"])
 
 
+# a job's metrics: parts written by metrics_log.MetricsLog
+
+
+def part_name(start: int) -> str:
+    return f"part-{start:012d}.parquet"
+
+
+def part_start(path: Path) -> int:
+    return int(path.stem.split("-")[1])
+
+
+def part_paths(path: Path) -> list[Path]:
+    return sorted(path.glob("part-*.parquet"))
+
+
+def write_part(table: pa.Table, folder: Path, start: int) -> None:
+    path = folder / METRICS_FILE
+    path.mkdir(exist_ok=True)
+    atomic_write(path / part_name(start), lambda p: pq.write_table(table, p))
+
+
+def read_part(path: Path) -> pa.Table:
+    # pyarrow opens a path twice (footer, then pages); a replace in between would pair the old footer with the new
+    # file's pages. One open handle keeps both reads on the same inode, which the rename leaves intact.
+    with open(path, "rb") as f:
+        return pq.read_table(pa.BufferReader(f.read()))
+
+
+def read_parts(path: Path, before: Optional[int] = None) -> list[pa.Table]:
+    """The parts in step order (those starting before step `before`, if given)."""
+    for attempt in range(10):
+        paths = [p for p in part_paths(path) if before is None or part_start(p) < before]
+        try:
+            return [read_part(p) for p in paths]
+        except FileNotFoundError:  # a resumed job dropped a part after the listing: list again
+            if attempt == 9:
+                raise
+            time.sleep(0.05)
+    return []
+
+
+def read_metrics(path: Path) -> pd.DataFrame:
+    """A job's metrics (a folder of parts, or one parquet file), whole even while the job is writing them."""
+    if path.is_dir():
+        parts = read_parts(path)
+        return pa.concat_tables(parts).to_pandas() if parts else pd.DataFrame()
+    return read_part(path).to_pandas()
+
+
+def metrics_exist(path: Path) -> bool:
+    """Whether a job has written metrics (either layout)."""
+    return path.is_file() or (path.is_dir() and any(path.glob("part-*.parquet")))
+
+
 def read_result(out_dir: Path) -> Optional[dict[str, Any]]:
     path = out_dir / RESULT_FILE
     return json.loads(path.read_text()) if path.exists() else None
-
-
-def write_metrics(log: MetricsLog, out_dir: Path) -> Path:
-    path = out_dir / METRICS_FILE
-    atomic_write(path, lambda p: pq.write_table(log.table(), p))
-    return path
 
 
 def write_result(result: dict[str, Any], out_dir: Path) -> Path:
@@ -163,10 +124,13 @@ class Job:
     overrides: frozenset[str]
     result: Optional[dict[str, Any]]
     metrics: Optional[pd.DataFrame]
+    running: Optional[str] = None  # who trains it right now ("pid 12 on node3"), see lock.py
 
     @property
     def status(self) -> str:
-        # no result.json yet: the job is running, or was stopped before it finished
+        # a failed job may be running again; no result.json yet: running, or stopped before it finished
+        if self.running and (not self.result or self.result["status"] == "failed"):
+            return "running"
         return self.result["status"] if self.result else "incomplete"
 
 
@@ -195,9 +159,9 @@ def load_job(folder: Path, root: Path) -> Job:
     config = {**_group_choices(hydra_dir), **config}  # a group's choice as a key of its own: grokfast=ema
     overrides = frozenset(OmegaConf.to_container(OmegaConf.load(hydra_dir / "overrides.yaml")))
     result = read_result(folder)
-    metrics = read_metrics(folder / METRICS_FILE) if (folder / METRICS_FILE).exists() else None
+    metrics = read_metrics(folder / METRICS_FILE) if metrics_exist(folder / METRICS_FILE) else None
     name = folder.relative_to(root).as_posix()
-    return Job(name, config, overrides, result, metrics)
+    return Job(name, config, overrides, result, metrics, held_by(folder))
 
 
 def find_jobs(root: Path) -> list[Job]:

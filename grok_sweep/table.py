@@ -41,7 +41,7 @@ def panels(summary: pd.DataFrame, keys: list[str]) -> list[tuple[str, pd.DataFra
     return out
 
 
-LABEL_ORDER = (*PHASES, "diverged", "failed", "incomplete")
+LABEL_ORDER = (*PHASES, "diverged", "failed", "running", "incomplete")
 
 
 def phase_cells(summary: pd.DataFrame, rows: Optional[str], cols: Optional[str]) -> pd.DataFrame:

@@ -1,8 +1,8 @@
 """Training: one jitted full-batch AdamW step and one jitted eval step, with fixed shapes.
 
 Per-step train metrics are written by the jitted step into a small device buffer (one row per
-step, `eval_every` rows) and fetched in one block at each eval, which needs a host sync anyway;
-so the hot loop never waits on the device except at eval steps.
+step, `eval_every` rows, at most HIST_ROWS) and fetched in one block at each eval, which needs a
+host sync anyway (and when the buffer is full); so the hot loop never waits on the device but there.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from omegaconf import DictConfig
 from tinygrad import Context, Tensor, TinyJit, dtypes
 from tinygrad.nn.optim import AdamW
@@ -23,10 +23,11 @@ from tqdm import tqdm
 from grok_sweep import cpu_graph
 from grok_sweep.early_stop import EarlyStop
 from grok_sweep.grokfast import make_filter
+from grok_sweep.inputs import PAD_TO, combine, eval_chunks, pad
 from grok_sweep.lookup import make_groups
 from grok_sweep.measures import Measures, n_freqs
+from grok_sweep.metrics_log import MetricsLog
 from grok_sweep.model import GPT, cross_entropy
-from grok_sweep.store import MetricsLog
 from grok_sweep.tasks import Split, make_split
 
 
@@ -42,19 +43,8 @@ def _accuracy(logits: Tensor, labels: Tensor, weight: Tensor | None = None) -> T
     return hit.mean() if weight is None else (hit * weight).sum() / weight.sum()
 
 
-# Full batches are padded to a multiple of this with examples of weight 0, so that kernels can split
-# the batch axis into vector-sized pieces (nanda2023's 3830 = 2 x 5 x 383 has no factor 4): its step
-# went from 3.8 to 4.3 steps/s with BEAM=2. The mean loss and accuracy count real examples only.
-PAD_TO = 32
-
-
-def _pad(x: np.ndarray, y: np.ndarray, multiple: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Pad examples (repeating the first) to a multiple of `multiple`; weights 1 real, 0 padding."""
-    pad = (-len(y)) % multiple
-    if pad == 0:
-        return x, y, None
-    w = np.r_[np.ones(len(y)), np.zeros(pad)].astype(np.float32)
-    return np.concatenate([x, np.repeat(x[:1], pad, 0)]), np.concatenate([y, np.repeat(y[:1], pad)]), w
+# the device buffer of train rows between fetches: eval_every rows, but no more than this
+HIST_ROWS = 1000
 
 
 def job_split(cfg: DictConfig) -> Split:
@@ -91,25 +81,24 @@ class Trainer:
         self.grad_filter = make_filter(cfg.grokfast, self.params)
         self.early_stop = EarlyStop(cfg.train.early_stop, cfg.train.early_stop_acc)
         s = self.split
-        x_train, y_train, w_train = _pad(s.x_train, s.y_train, PAD_TO if cfg.train.batch_size is None else 1)
-        x_test, y_test, w_test = _pad(s.x_test, s.y_test, PAD_TO)
-        self.x_train, self.y_train, self.x_test, self.y_test = (
-            Tensor(a, device=dev) for a in (x_train, y_train, x_test, y_test)
-        )
-        self.w_train, self.w_test = (None if w is None else Tensor(w, device=dev) for w in (w_train, w_test))
+        x_train, y_train, w_train = pad(s.x_train, s.y_train, PAD_TO if cfg.train.batch_size is None else 1)
+        self.x_train, self.y_train = Tensor(x_train, device=dev), Tensor(y_train, device=dev)
+        self.w_train = None if w_train is None else Tensor(w_train, device=dev)
+        self.test = eval_chunks(s.x_test, s.y_test, dev)
         self.groups_train = self._groups(x_train)
         self.batch_rng = np.random.default_rng(batch_seed)
-        self.block = cfg.eval_every
+        self.block = min(cfg.eval_every, HIST_ROWS)
         self.hist = Tensor.zeros(self.block, 2, device=dev).contiguous()
         self.counter = Tensor.zeros(1, dtype=dtypes.int32, device=dev).contiguous()
-        Tensor.realize(*self.params, self.x_train, self.y_train, self.x_test, self.y_test, self.hist, self.counter)
+        chunks = [t for c in self.test for t in (c.x, c.y, c.w) if t is not None]
+        Tensor.realize(*self.params, self.x_train, self.y_train, *chunks, self.hist, self.counter)
         self.measures = (
             Measures(cfg.modulus, cfg.operation, s.x_train[:, :2], dev, cfg.train.loss_dtype) if cfg.measures else None
         )
         self.log = MetricsLog(cfg.steps, n_freqs(cfg.modulus) if cfg.measures else 0)
         self.step = 0  # the next step to run
         self.train_step = TinyJit(self._train_step)
-        self.eval_step = TinyJit(self._eval_step)
+        self.eval_jit = TinyJit(self._eval_step)
 
     def _groups(self, x: np.ndarray, capacity: int | None = None) -> tuple[Tensor, Tensor] | None:
         """The lookup groups of a batch (lookup.make_groups), which only the folded model reads."""
@@ -134,13 +123,17 @@ class Trainer:
             Tensor.realize(self.hist, self.counter, *self.grad_filter.state().values(), *self.opt.schedule_step())
         return self.counter
 
-    def _eval_step(self) -> Tensor:
-        logits = self.model(self.x_test)
-        loss = cross_entropy(logits, self.y_test, self.cfg.train.loss_dtype, self.w_test)
+    def _eval_step(self, x: Tensor, y: Tensor, w: Tensor | None) -> Tensor:
+        logits = self.model(x)
+        loss = cross_entropy(logits, y, self.cfg.train.loss_dtype, w)
         norm = Tensor.stack(*[(p * p).sum() for p in self.params]).sum().sqrt()
-        acc = _accuracy(logits, self.y_test, self.w_test)
-        out = Tensor.stack(loss.cast(dtypes.float32), acc, norm)
+        out = Tensor.stack(loss.cast(dtypes.float32), _accuracy(logits, y, w), norm)
         return (out if self.measures is None else out.cat(self.measures(self.model))).realize()
+
+    def eval_step(self) -> np.ndarray:
+        """Test loss and accuracy (over the test chunks), weight norm, then the measures if on."""
+        values = [self.eval_jit(c.x, c.y, c.w).numpy() for c in self.test]
+        return combine(values, [c.n for c in self.test])
 
     def batch(self) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor] | None]:
         """Inputs, labels and lookup groups of the next step's batch."""
@@ -174,16 +167,19 @@ class Trainer:
         return get_state_dict(self.model)
 
     def host_state(self) -> dict:
-        return {"step": self.step, "batch_rng": self.batch_rng.bit_generator.state}
+        return {"step": self.step, "batch_rng": self.batch_rng.bit_generator.state, "early_stop": self.early_stop.since}
 
-    def restore(self, tensors: dict[str, Tensor], host: dict, metrics: pd.DataFrame) -> None:
-        """Continue from a checkpoint taken at step host["step"], with the metrics rows before it."""
+    def restore(self, tensors: dict[str, Tensor], host: dict, folder: Path) -> None:
+        """Continue from a checkpoint taken at step host["step"], with the metrics rows before it from `folder`."""
         for name, t in self.state().items():
             t.assign(tensors[name].to(t.device)).realize()
         self.step = host["step"]
         self.batch_rng.bit_generator.state = host["batch_rng"]
-        self.log.restore(metrics, self.step)
-        self.early_stop.restore(self.log.cols["test_acc"][: self.step])
+        self.log.restore(folder, self.step)
+        if "early_stop" in host:
+            self.early_stop.since = host["early_stop"]
+        else:  # a checkpoint from before the state was kept: replay the eval rows
+            self.early_stop.restore(self.log.column("test_acc")[: self.step])
 
     def fit(self, bar: tqdm | None = None, checkpoint: Callable[[], None] | None = None,
             snapshot: Callable[[int], None] | None = None) -> Outcome:  # fmt: skip
@@ -204,7 +200,8 @@ class Trainer:
             self.step = s
             is_checkpoint = checkpoint is not None and every and s % every == 0 and s > first
             is_eval = s % self.cfg.eval_every == 0 or s == steps - 1
-            if (is_checkpoint or is_eval) and not self.fetch_train_rows(s):
+            is_full = s - log.filled >= self.block  # the device buffer holds no more rows
+            if (is_checkpoint or is_eval or is_full) and not self.fetch_train_rows(s):
                 status = "diverged"
                 break
             if is_checkpoint:
@@ -212,9 +209,9 @@ class Trainer:
             if snap_every and s % snap_every == 0:
                 snapshot(s)
             if is_eval:
-                log.add_eval(s, self.eval_step().numpy())
+                log.add_eval(s, self.eval_step())
                 _show(bar, log, s)
-                if self.early_stop.update(s, log.cols["test_acc"][s]) and s < steps - 1:
+                if self.early_stop.update(s, log.value("test_acc", s)) and s < steps - 1:
                     status = "stopped_early"  # after this step's update, whose forward gives row s its train metrics
             _inject_fault(s, self.cfg.seed)
             self.train_step(*self.batch())
@@ -251,6 +248,6 @@ def _stopped(bar: tqdm | None, step: int) -> None:
 def _show(bar: tqdm | None, log: MetricsLog, step: int) -> None:
     if bar is None:
         return
-    c, last = log.cols, log.filled - 1
-    train = f"train loss {c['train_loss'][last]:.3g} acc {c['train_acc'][last]:.3f} | " if last >= 0 else ""
-    bar.set_postfix_str(f"{train}test loss {c['test_loss'][step]:.3g} acc {c['test_acc'][step]:.3f}", refresh=False)
+    loss, acc = log.value("test_loss", step), log.value("test_acc", step)
+    train = f"train loss {log.last_train[0]:.3g} acc {log.last_train[1]:.3f} | " if log.last_train else ""
+    bar.set_postfix_str(f"{train}test loss {loss:.3g} acc {acc:.3f}", refresh=False)

@@ -149,7 +149,7 @@ def test_fourier_basis_is_orthonormal_for_odd_and_even_moduli():
 def test_a_run_with_measures_logs_them_at_every_eval():
     trainer = Trainer(make_cfg(*TINY, "modulus=11", "steps=15", "measures=true"))
     trainer.fit()
-    df = trainer.log.table().to_pandas()
+    df = trainer.log.frame()
     evals = df["test_acc"].notna()
     for col in ("restricted_loss", "excluded_loss", "fourier_gini", "n_key_freqs", "key_freqs"):
         assert df.loc[evals, col].notna().all() and df.loc[~evals, col].isna().all(), col

@@ -88,10 +88,13 @@ def _run_until_checkpoint(args, run_dir):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("extra", [[], ["grokfast=ema"], ["grokfast=ma", "grokfast.window=20"],
-                                   ["measures=true", "train.snapshot_every=100"]],
-                         ids=["none", "ema", "ma", "measures+snapshots"])  # fmt: skip
-def test_killed_run_resumes_to_identical_metrics(tmp_path, extra):
+                                   ["measures=true", "train.snapshot_every=100"], ["blocks of 64 rows"]],
+                         ids=["none", "ema", "ma", "measures+snapshots", "metrics-blocks"])  # fmt: skip
+def test_killed_run_resumes_to_identical_metrics(tmp_path, extra, monkeypatch):
     # the filters' state (EMA, MA's window of gradients) is in the checkpoint too
+    if extra == ["blocks of 64 rows"]:  # metrics flushed in parts of 64 rows: the kill comes after a few
+        monkeypatch.setenv("GROK_SWEEP_BLOCK_ROWS", "64")
+        extra = []
     args = [*TINY, "steps=1500", "train.batch_size=8", "train.checkpoint_every=100", *extra]
     killed_at = _run_until_checkpoint(args, tmp_path / "killed")
     assert 0 < killed_at < 1500
@@ -107,6 +110,8 @@ def test_killed_run_resumes_to_identical_metrics(tmp_path, extra):
     pd.testing.assert_frame_equal(a, b, check_exact=True)
     assert json.loads((tmp_path / "killed" / "result.json").read_text())["resumed_from_step"] == killed_at
     assert not (tmp_path / "killed" / CHECKPOINT_FILE).exists()  # removed once finished (keep_checkpoint=false)
+    if os.environ.get("GROK_SWEEP_BLOCK_ROWS"):
+        assert len(list((tmp_path / "killed" / "metrics.parquet").glob("part-*.parquet"))) == 1500 // 64 + 1
     if "train.snapshot_every=100" in extra:  # the snapshots written before the kill stay; all equal the whole run's
         assert len(kept) >= killed_at // 100 and a["key_freqs"].notna().sum() > 0  # steps 0, 100, ... before it
         before = {name: t for name, t in kept.items() if name < f"step_{killed_at:04d}"}

@@ -3,13 +3,15 @@ import threading
 import numpy as np
 import pandas as pd
 
-from grok_sweep.store import MetricsLog, atomic_write, read_metrics
+from grok_sweep.files import atomic_write
+from grok_sweep.metrics_log import MetricsLog
+from grok_sweep.store import read_metrics
 
 
 def _table(steps: int) -> pd.DataFrame:
     log = MetricsLog(steps)
     log.add_train(np.random.default_rng(steps).random((steps, 2)))
-    return log.table().to_pandas()
+    return log.block_table().to_pandas()
 
 
 def test_metrics_read_while_their_job_replaces_them_are_whole(tmp_path):

@@ -13,6 +13,7 @@ from grok_sweep import cpu_graph
 from grok_sweep import model as model_module
 from grok_sweep.app import run_job
 from grok_sweep.config import job_device
+from grok_sweep.inputs import eval_chunks
 from grok_sweep.model import cross_entropy
 from grok_sweep.train import Trainer
 
@@ -40,7 +41,7 @@ def tiny_run(tmp_path_factory):
 
 def test_tiny_run_writes_the_documented_schema(tiny_run):
     cfg, _, out = tiny_run
-    schema = pq.read_schema(out / "metrics.parquet")
+    schema = pq.read_table(out / "metrics.parquet").schema  # a folder of parts, read as one table
     assert {f.name: str(f.type) for f in schema} == COLUMNS
     df = pd.read_parquet(out / "metrics.parquet")
     assert df["step"].tolist() == list(range(cfg.steps))
@@ -99,14 +100,14 @@ def test_divergence_is_caught_at_checkpoint_fetches_too(tmp_path):
 def test_padded_full_batch_reports_the_loss_of_the_real_examples():
     cfg = make_cfg(*TINY)  # 29 train and 20 test pairs, padded to 32 with weight-0 examples
     trainer = Trainer(cfg)
-    assert trainer.x_train.shape[0] == 32 and trainer.x_test.shape[0] == 32
+    assert trainer.x_train.shape[0] == 32 and [c.x.shape[0] for c in trainer.test] == [32]
     s = trainer.split
     logits = trainer.model(Tensor(s.x_train))  # the initial model, unpadded
     want_loss = cross_entropy(logits, Tensor(s.y_train)).numpy()
     want_acc = (logits.argmax(-1).numpy() == s.y_train).mean()
     test_logits = trainer.model(Tensor(s.x_test))
     want_test = cross_entropy(test_logits, Tensor(s.y_test)).numpy()
-    test_loss, test_acc, _ = trainer.eval_step().numpy()
+    test_loss, test_acc, _ = trainer.eval_step()
     trainer.train_step(*trainer.batch())
     trainer.fetch_train_rows(1)
     np.testing.assert_allclose(trainer.log.cols["train_loss"][0], want_loss, rtol=1e-6)
@@ -156,7 +157,7 @@ def test_cpu_graph_replays_the_steps_with_the_same_numbers(monkeypatch, batch):
     cfg = make_cfg(*TINY, *batch, "steps=20", "eval_every=10")
     graphed = Trainer(cfg)
     graphed.fit()
-    assert _graphed_kernels(graphed.train_step) > 20 and _graphed_kernels(graphed.eval_step) > 5
+    assert _graphed_kernels(graphed.train_step) > 20 and _graphed_kernels(graphed.eval_jit) > 5
     monkeypatch.setattr(Device["CPU"], "graph", None)
     monkeypatch.setattr(cpu_graph, "install", lambda device: None)
     plain = Trainer(cfg)
@@ -175,3 +176,12 @@ def test_flush_denormals_zeroes_subnormal_results_only_inside_the_block():
     assert (tiny * small).numpy()[0] == pytest.approx(1e-40, rel=1e-3)
     with cpu_graph.flush_denormals(False) as on:
         assert not on and (tiny * small).numpy()[0] > 0
+
+
+def test_an_eval_in_chunks_gives_the_eval_of_the_whole_test_set():
+    cfg = make_cfg(*TINY, "modulus=13", "measures=true")  # 68 test pairs
+    whole, chunked = Trainer(cfg), Trainer(cfg)
+    s = chunked.split
+    chunked.test = eval_chunks(s.x_test, s.y_test, chunked.device, chunk=30)  # 30 + 30 + 8, the last padded
+    assert [c.n for c in chunked.test] == [30, 30, 8] and {c.x.shape[0] for c in chunked.test} == {30}
+    np.testing.assert_allclose(chunked.eval_step(), whole.eval_step(), rtol=1e-5, atol=1e-6)

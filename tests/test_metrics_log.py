@@ -1,0 +1,71 @@
+"""The metrics log: one block in memory whatever `steps` is, flushed to parts that read back as one table."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from grok_sweep.metrics_log import MetricsLog, write_metrics
+from grok_sweep.store import METRICS_FILE, read_metrics
+
+
+def _train_rows(start: int, end: int) -> np.ndarray:
+    steps = np.arange(start, end, dtype=float)
+    return np.c_[steps, 1 / (steps + 1)]  # a value per step, so any way of feeding them gives one table
+
+
+def _fill(log: MetricsLog, every: int, upto: int) -> None:
+    """Feed `log` as the trainer does: train rows fetched in pieces at eval steps, an eval row at each."""
+    for s in range(log.filled, upto):
+        if s % every == 0:
+            log.add_train(_train_rows(log.filled, s))
+            log.add_eval(s, np.r_[s, s / 7, s + 0.5, s * 2, -s, s % 3, [(s >> k) & 1 for k in range(5)]])
+    log.add_train(_train_rows(log.filled, upto))
+
+
+def _reference(steps: int, every: int) -> pd.DataFrame:
+    log = MetricsLog(steps, n_freqs=5, block=10**9)  # every row in memory
+    _fill(log, every, steps)
+    return log.frame()
+
+
+def test_blocks_go_to_disk_as_they_fill_and_read_back_as_one_table(tmp_path):
+    log = MetricsLog(1000, n_freqs=5, block=64)
+    log.attach(tmp_path)
+    _fill(log, 7, 1000)
+    assert log.cols["train_loss"].shape == (64,)  # host memory: one block, not 1000 rows
+    parts = sorted((tmp_path / METRICS_FILE).glob("part-*.parquet"))
+    assert len(parts) == 1000 // 64  # the full blocks; the last, partial one is written by write_metrics
+    write_metrics(log, tmp_path)
+    want = _reference(1000, 7)
+    pd.testing.assert_frame_equal(read_metrics(tmp_path / METRICS_FILE), want)
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / METRICS_FILE), want)  # as a user reads it
+    pd.testing.assert_frame_equal(log.frame(), want)
+
+
+@pytest.mark.parametrize("at", [0, 64, 100, 128, 999])  # block boundaries and the middle of a block
+def test_restore_continues_from_any_step_as_if_never_stopped(tmp_path, at):
+    first = MetricsLog(1000, n_freqs=5, block=64)
+    first.attach(tmp_path)
+    _fill(first, 7, min(at + 150, 1000))  # it ran past its checkpoint at `at`, then was killed
+    write_metrics(first, tmp_path)
+    again = MetricsLog(1000, n_freqs=5, block=64)
+    again.restore(tmp_path, at)
+    whole = _reference(1000, 7)
+    before = whole[whole["step"] < at]
+    pd.testing.assert_frame_equal(read_metrics(tmp_path / METRICS_FILE), before, check_dtype=len(before) > 0)
+    _fill(again, 7, 1000)
+    write_metrics(again, tmp_path)
+    pd.testing.assert_frame_equal(read_metrics(tmp_path / METRICS_FILE), whole)
+
+
+def test_a_single_file_from_before_parts_is_read_and_resumed(tmp_path):
+    whole = _reference(300, 7)
+    whole.to_parquet(tmp_path / METRICS_FILE)  # the layout of grok_sweep before blocks
+    pd.testing.assert_frame_equal(read_metrics(tmp_path / METRICS_FILE), whole)
+    log = MetricsLog(300, n_freqs=5, block=64)
+    log.restore(tmp_path, 200)
+    assert (tmp_path / METRICS_FILE).is_dir()
+    pd.testing.assert_frame_equal(read_metrics(tmp_path / METRICS_FILE), whole[whole["step"] < 200])
+    _fill(log, 7, 300)
+    write_metrics(log, tmp_path)
+    pd.testing.assert_frame_equal(read_metrics(tmp_path / METRICS_FILE), whole)
