@@ -1,12 +1,14 @@
-"""grok_sweep's training step against a plain PyTorch eager run of the same model, side by side.
+"""grok_sweep's training step against PyTorch eager and JAX jit runs of the same model, side by side.
 
     python benchmarks/speed.py                     # default config and nanda2023, train only and eval/10
     python benchmarks/speed.py --cases default --steps 500
 
 Each measurement runs in a fresh subprocess (so compile time and peak memory are the job's own),
-single-threaded on both sides. PyTorch trains the same model on the same split from the same
-initial weights with the same loss (float64 log-softmax at the last position) and AdamW, computing
-every position as the papers' code does. grok_sweep runs its real training loop (Trainer.fit).
+single-threaded and pinned to one core (core 0) on every side. PyTorch and JAX (benchmarks/jax_ref.py)
+train the same model on the same split from the same initial weights with the same loss (float64
+log-softmax at the last position) and AdamW, computing every position as the papers' code does.
+grok_sweep runs its real training loop (Trainer.fit), and as a user runs it: whole jobs (run_job, evals
+every 10, progress bar, checkpoints and files) of N and 2N steps, N / the difference of their wall times.
 Needs the `bench` extra: pip install -e '.[bench]'.
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import resource
 import subprocess
 import sys
@@ -54,8 +57,25 @@ def run_grok_sweep(overrides: list[str], steps: int, eval_every: int | None, bea
     # train only: evals at the first and last step, as the loop always does
     cfg = _cfg([*overrides, f"steps={steps}", f"eval_every={eval_every or steps}", f"train.beam={beam}",
                 "train.early_stop=0"])  # fmt: skip
-    out = Trainer(cfg).fit()
-    return {"steps_per_s": (steps - 2) / out.loop_time_s, "first_s": out.compile_time_s, "rss_mb": _peak_rss_mb()}
+    trainer = Trainer(cfg)
+    out = trainer.fit()
+    return {"steps_per_s": (steps - 2) / out.loop_time_s, "first_s": out.compile_time_s, "rss_mb": _peak_rss_mb(),
+            "losses": trainer.log.cols["train_loss"][:5].tolist()}  # fmt: skip
+
+
+def run_user(overrides: list[str], steps: int, beam: int) -> dict:
+    """One whole job as a user runs it (run_job: evals every 10, progress bar, checkpoints, files): its wall time."""
+    import tempfile
+
+    from grok_sweep.app import run_job
+
+    cfg = _cfg([*overrides, f"steps={steps}", "eval_every=10", f"train.beam={beam}", "train.early_stop=0"])
+    with tempfile.TemporaryDirectory() as out:
+        t0 = time.perf_counter()
+        result = run_job(cfg, Path(out), progress=True)
+        wall = time.perf_counter() - t0
+    assert result["status"] == "completed", result
+    return {"wall_s": wall, "rss_mb": _peak_rss_mb()}
 
 
 def run_torch(overrides: list[str], steps: int, eval_every: int | None) -> dict:
@@ -89,7 +109,8 @@ def run_torch(overrides: list[str], steps: int, eval_every: int | None) -> dict:
         if s == 1:
             first = time.perf_counter() - t0
             t1 = time.perf_counter()
-    return {"steps_per_s": (steps - 2) / (time.perf_counter() - t1), "first_s": first, "rss_mb": _peak_rss_mb()}
+    return {"steps_per_s": (steps - 2) / (time.perf_counter() - t1), "first_s": first, "rss_mb": _peak_rss_mb(),
+            "losses": [float(v) for v in losses[:5]]}  # fmt: skip
 
 
 def _loss(logits, labels):
@@ -135,9 +156,17 @@ def TorchGPT(tg_model, heads: int):  # noqa: N802 - a class factory, so importin
 
 
 def _worker(args: argparse.Namespace) -> None:
+    if hasattr(os, "sched_setaffinity"):  # one core each, as the issue's table was measured
+        os.sched_setaffinity(0, {0})
     overrides, eval_every = CASES[args.case], args.eval_every or None
     if args.worker == "torch":
         result = run_torch(overrides, args.steps, eval_every)
+    elif args.worker == "user":
+        result = run_user(overrides, args.steps, args.beam)
+    elif args.worker == "jax":
+        from jax_ref import run_jax
+
+        result = {**run_jax(_cfg(overrides), args.steps, eval_every), "rss_mb": _peak_rss_mb()}
     else:
         result = run_grok_sweep(overrides, args.steps, eval_every, args.beam)
     print("RESULT " + json.dumps(result))
@@ -163,23 +192,36 @@ def main() -> None:
     ap.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, from {', '.join(CASES)}")
     ap.add_argument("--steps", type=int, default=0, help="timed steps per run (default: 2000 default, 60 nanda2023)")
     ap.add_argument("--beam", type=int, default=None, help="grok_sweep's train.beam (default: the config's)")
-    ap.add_argument("--worker", choices=["grok_sweep", "torch"], help=argparse.SUPPRESS)
+    ap.add_argument("--worker", choices=["grok_sweep", "user", "torch", "jax"], help=argparse.SUPPRESS)
     ap.add_argument("--case", help=argparse.SUPPRESS)
     ap.add_argument("--eval-every", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         return _worker(args)
     beam = args.beam if args.beam is not None else _cfg([]).train.beam
-    print("| case | mode | grok_sweep steps/s | torch steps/s | ratio | first 2 steps s (grok_sweep / torch) "
-          "| peak RSS MiB (grok_sweep / torch) |\n|---|---|---|---|---|---|---|", flush=True)  # fmt: skip
+    print("| case | mode | grok_sweep steps/s | torch eager | jax jit | grok_sweep / best peer | first 2 steps s "
+          "(grok_sweep / torch / jax) | peak RSS MiB (grok_sweep / torch / jax) |\n|---|---|---|---|---|---|---|---|",
+          flush=True)  # fmt: skip
     for case in args.cases.split(","):
         steps = args.steps or (60 if case == "nanda2023" else 2000)
         for mode, every in MODES.items():
-            g = _measure("grok_sweep", case, steps, every, beam)
-            t = _measure("torch", case, steps, every, beam)
-            print(f"| {case} | {mode} | {g['steps_per_s']:.2f} | {t['steps_per_s']:.2f} | "
-                  f"{g['steps_per_s'] / t['steps_per_s']:.2f} | {g['first_s']:.1f} / {t['first_s']:.2f} | "
-                  f"{g['rss_mb']:.0f} / {t['rss_mb']:.0f} |", flush=True)  # fmt: skip
+            g, t, j = (_measure(kind, case, steps, every, beam) for kind in ("grok_sweep", "torch", "jax"))
+            for name, peer in (("torch", t), ("jax", j)):  # the same computation: the first steps' losses agree
+                if not all(math.isclose(a, b, rel_tol=1e-4) for a, b in zip(g["losses"], peer["losses"], strict=True)):
+                    print(f"warning: {name}'s first losses {peer['losses']} differ from grok_sweep's {g['losses']}")
+            _row(case, mode, g, t, j)
+        # as a user runs it: whole jobs of N and 2N steps (evals every 10, bar, checkpoints), the difference
+        one, two = (_measure("user", case, n, 10, beam) for n in (steps, 2 * steps))
+        user = {"steps_per_s": steps / (two["wall_s"] - one["wall_s"]), "first_s": one["wall_s"],
+                "rss_mb": max(one["rss_mb"], two["rss_mb"])}  # fmt: skip
+        _row(case, "as a user runs it (evals every 10; first: the N-step job's wall s)", user, t, j)
+
+
+def _row(case: str, mode: str, g: dict, t: dict, j: dict) -> None:
+    best = max(t["steps_per_s"], j["steps_per_s"])
+    print(f"| {case} | {mode} | {g['steps_per_s']:.2f} | {t['steps_per_s']:.2f} | {j['steps_per_s']:.2f} | "
+          f"{g['steps_per_s'] / best:.2f} | {g['first_s']:.1f} / {t['first_s']:.2f} / {j['first_s']:.2f} | "
+          f"{g['rss_mb']:.0f} / {t['rss_mb']:.0f} / {j['rss_mb']:.0f} |", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":
