@@ -62,7 +62,7 @@ def test_a_run_folder_locked_by_another_process_is_refused_and_left_alone(tmp_pa
 @pytest.mark.slow
 def test_two_commands_on_one_sweep_train_each_job_once(tmp_path):
     sweep = tmp_path / "sweep"
-    args = ["-m", "seed=0,1,2", *TINY, "steps=3000", "hydra.launcher.n_jobs=1", f"hydra.sweep.dir={sweep}"]
+    args = ["-m", "seed=0,1", *TINY, "steps=3000", "hydra.launcher.n_jobs=1", f"hydra.sweep.dir={sweep}"]
     first = subprocess.Popen([sys.executable, "-m", "grok_sweep", *args], cwd=ROOT, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)  # fmt: skip
 
@@ -76,13 +76,13 @@ def test_two_commands_on_one_sweep_train_each_job_once(tmp_path):
     out_first, err_first = first.communicate(timeout=600)
     assert first.returncode == 0 and second.returncode == 0, err_first[-2000:] + second.stderr[-2000:]
     trained = [line for out in (out_first, second.stdout) for line in out.splitlines() if "completed after" in line]
-    for seed in range(3):  # each job trained by one of the two, once
+    for seed in range(2):  # each job trained by one of the two, once
         assert sum(f"/{job(seed)}/" in line for line in trained) == 1, (seed, trained)
     assert f"skipped, being trained by pid {first.pid}" in second.stdout
     assert "still being trained by another process" in out_first + second.stdout
     alone = tmp_path / "alone"
     assert _grok_sweep(*args[:-1], f"hydra.sweep.dir={alone}").returncode == 0
-    for seed in range(3):
+    for seed in range(2):
         a, b = (read_metrics(d / job(seed) / METRICS_FILE) for d in (sweep, alone))
         pd.testing.assert_frame_equal(a, b, check_exact=True)
 
