@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from tinygrad.helpers import PARALLEL, Context
 from tqdm import tqdm
 
-from grok_sweep.config import ConfigError, job_device, validate
+from grok_sweep.config import ConfigError, first_line, job_device, validate
 from grok_sweep.files import WriteError, disk_problem
 from grok_sweep.lock import JobLock, held_by
 from grok_sweep.metrics_log import write_metrics
@@ -87,7 +87,7 @@ def _train_locked(cfg: DictConfig, out_dir: Path, progress: bool, job_num: int) 
     except Exception as err:  # the device, its memory or the disk refused before step 0
         if not (why := disk_problem(err)):
             log.exception("job could not start")
-            why = f"{type(err).__name__}: {_first_line(err)}"
+            why = f"{type(err).__name__}: {first_line(err)}"
         return _not_started(why, config, out_dir)
     resumed = _resume(trainer, config, out_dir)
     trainer.log.attach(out_dir)  # full blocks of metrics go to disk as they fill
@@ -147,10 +147,6 @@ def _not_started(error: str, config: str, out_dir: Path) -> dict[str, Any]:
     result = {"status": "failed", "stopped_at_step": 0, "steps_run": 0, "error": error, "config": config}
     _best_effort(write_result, result, out_dir)
     return result
-
-
-def _first_line(err: BaseException) -> str:
-    return (str(err).strip().splitlines() or [""])[0]
 
 
 def _best_effort(write: Any, what: Any, out_dir: Path) -> None:

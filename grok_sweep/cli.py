@@ -14,6 +14,7 @@ from typing import Any, Optional
 
 from omegaconf import OmegaConf
 
+from grok_sweep.config import first_line as _first_line
 from grok_sweep.config import problems as config_problems
 from grok_sweep.config import schema_keys
 from grok_sweep.resources import available_bytes, device_problem, memory_problem
@@ -38,20 +39,6 @@ LAUNCHER_EXTRAS = {
 }
 
 
-def _missing_launcher(args: list[str]) -> list[str]:
-    for arg in args:
-        key, _, name = arg.partition("=")
-        if key.lstrip("+~") == "hydra/launcher" and name in LAUNCHER_EXTRAS:
-            module, extra = LAUNCHER_EXTRAS[name]
-            if importlib.util.find_spec(module) is None:
-                return [f"hydra/launcher={name} needs its Hydra plugin: pip install -e '.[{extra}]'"]
-    return []
-
-
-# launchers whose jobs run on other machines: their memory and devices are not this machine's
-REMOTE_LAUNCHERS = ("slurm", "submitit_slurm", "ray", "ray_cluster")
-
-
 def _launcher(args: list[str]) -> Optional[str]:
     for arg in args:
         key, _, name = arg.partition("=")
@@ -60,9 +47,17 @@ def _launcher(args: list[str]) -> Optional[str]:
     return None
 
 
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
+def _missing_launcher(args: list[str]) -> list[str]:
+    name = _launcher(args)
+    if name in LAUNCHER_EXTRAS:
+        module, extra = LAUNCHER_EXTRAS[name]
+        if importlib.util.find_spec(module) is None:
+            return [f"hydra/launcher={name} needs its Hydra plugin: pip install -e '.[{extra}]'"]
+    return []
+
+
+# launchers whose jobs run on other machines: their memory and devices are not this machine's
+REMOTE_LAUNCHERS = ("slurm", "submitit_slurm", "ray", "ray_cluster")
 
 
 def check_command_line(args: list[str], conf_dir: Path) -> list[str]:
@@ -105,8 +100,9 @@ def _check_job(overrides: list[str], conf_dir: Path, available: Optional[int], l
         cause = err.__cause__ or err
         key = getattr(cause, "full_key", None)
         return [(f"{key}: " if key else "") + _first_line(cause)]
-    missing = [k for k in schema_keys() if OmegaConf.select(cfg, k, default=_ABSENT) is _ABSENT and
-               not k.startswith("grokfast.")]  # fmt: skip
+    # the group's own keys depend on its choice: the group itself must have one (~grokfast removes it)
+    keys = [k for k in schema_keys() if not k.startswith("grokfast.")] + ["grokfast"]
+    missing = [k for k in keys if OmegaConf.select(cfg, k, default=_ABSENT) is _ABSENT]
     if missing:
         return [f"{k} has no value (was it deleted with ~{k}?)" for k in missing]
     if found := config_problems(cfg):

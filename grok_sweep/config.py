@@ -100,6 +100,12 @@ class ConfigError(ValueError):
     """A config value that is well typed but not allowed; the message is one line."""
 
 
+def first_line(err: BaseException) -> str:
+    """An exception's message cut to its first line (its type's name if it has none), for one-line errors."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
 def validate(cfg: DictConfig | Config) -> None:
     """Raise ConfigError naming the first bad key, its value and what is allowed."""
     if found := problems(cfg):

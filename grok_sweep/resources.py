@@ -69,10 +69,9 @@ def available_bytes() -> Optional[int]:
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemAvailable:"):
                 avail = int(line.split()[1]) * 1024
-    except OSError:
-        try:
-            avail = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        except (ValueError, OSError, AttributeError):
+    except OSError:  # no /proc (macOS): all of it
+        avail = physical_bytes()
+        if avail is None:
             return None
     try:  # a container's limit (cgroup v2)
         limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
@@ -125,8 +124,8 @@ def ok(d):
         return True
     except Exception:
         return False
-want = sys.argv[1]
-print(json.dumps({"ok": ok(want), "working": [d for d in json.loads(sys.argv[2]) if ok(d)] if not ok(want) else []}))
+opened = ok(sys.argv[1])
+print(json.dumps({"ok": opened, "working": [] if opened else [d for d in json.loads(sys.argv[2]) if ok(d)]}))
 """
 
 

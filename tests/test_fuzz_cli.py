@@ -87,7 +87,7 @@ def command_lines(n: int = 360, seed: int = 0) -> list[list[str]]:
             args.append(shape.format(k=key, v=v, good=good))
         if rng.random() < 0.15:
             args.append(["grokfast=ema", "grokfast=ma", "grokfast=nope", "+experiment=nanda2023",
-                         "+experiment=none"][int(rng.integers(5))])  # fmt: skip
+                         "+experiment=none", "~grokfast"][int(rng.integers(6))])  # fmt: skip
         multirun = ["-m"] if any("," in a or "range(" in a for a in args) else []
         lines.append([*multirun, *BASE, *args])
     return lines
@@ -112,3 +112,10 @@ def test_refused_fuzzed_lines_are_refused_by_the_real_command_line(tmp_path, ind
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr and proc.stderr.startswith("grok_sweep: error: "), proc.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_deleting_any_key_or_the_group_is_refused_in_one_line():
+    for key in [*schema_keys(), "grokfast", "model", "train"]:
+        found = check_command_line([f"~{key}"], CONF)
+        assert len(found) == 1 and "\n" not in found[0], (key, found)
+    assert check_command_line(["~grokfast"], CONF) == ["grokfast has no value (was it deleted with ~grokfast?)"]
