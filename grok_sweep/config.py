@@ -42,6 +42,7 @@ class TrainConfig:
     loss_dtype: str = MISSING  # float64 or float32, see model.cross_entropy
     beam: int = MISSING  # tinygrad BEAM search width for the step's kernels; 0 = off
     flush_denormals: bool = MISSING  # CPU: subnormal floats read and written as 0 while training
+    compile_cache: bool = MISSING  # reuse the captured step from an earlier job of the same shapes (jit_cache.py)
     checkpoint_every: int = MISSING  # steps between checkpoints (and metrics flushes); 0 = never
     keep_checkpoint: bool = MISSING  # keep a finished job's checkpoint
     snapshot_every: int = MISSING  # keep the weights every this many steps in snapshots/; 0 = off

@@ -24,6 +24,7 @@ from grok_sweep import cpu_graph
 from grok_sweep.early_stop import EarlyStop
 from grok_sweep.grokfast import make_filter
 from grok_sweep.inputs import PAD_TO, combine, eval_chunks, pad
+from grok_sweep.jit_cache import JitCache
 from grok_sweep.lookup import make_groups
 from grok_sweep.measures import Measures, n_freqs
 from grok_sweep.metrics_log import MetricsLog
@@ -78,6 +79,9 @@ class Trainer:
             weight_decay=cfg.weight_decay,
             fused=True,  # one update kernel for all parameters instead of three per tensor
         )
+        # a value on the device, not a constant in the update kernel: jobs that differ only in weight
+        # decay share their compiled steps (tinygrad's kernel cache and jit_cache)
+        self.opt.wd = Tensor([float(cfg.weight_decay)], device=dev)
         self.grad_filter = make_filter(cfg.grokfast, self.params)
         self.early_stop = EarlyStop(cfg.train.early_stop, cfg.train.early_stop_acc)
         s = self.split
@@ -91,14 +95,15 @@ class Trainer:
         self.hist = Tensor.zeros(self.block, 2, device=dev).contiguous()
         self.counter = Tensor.zeros(1, dtype=dtypes.int32, device=dev).contiguous()
         chunks = [t for c in self.test for t in (c.x, c.y, c.w) if t is not None]
-        Tensor.realize(*self.params, self.x_train, self.y_train, *chunks, self.hist, self.counter)
+        Tensor.realize(*self.params, self.opt.wd, self.x_train, self.y_train, *chunks, self.hist, self.counter)
         self.measures = (
             Measures(cfg.modulus, cfg.operation, s.x_train[:, :2], dev, cfg.train.loss_dtype) if cfg.measures else None
         )
         self.log = MetricsLog(cfg.steps, n_freqs(cfg.modulus) if cfg.measures else 0)
         self.step = 0  # the next step to run
-        self.train_step = TinyJit(self._train_step)
-        self.eval_jit = TinyJit(self._eval_step)
+        self.train_step, self.eval_jit = TinyJit(self._train_step), TinyJit(self._eval_step)
+        # CPU only: that is where a loaded JIT has been checked against a compiled one
+        self.cache = JitCache.attach(self) if cfg.train.compile_cache and self.on_cpu else None
 
     def _groups(self, x: np.ndarray, capacity: int | None = None) -> tuple[Tensor, Tensor] | None:
         """The lookup groups of a batch (lookup.make_groups), which only the folded model reads."""
@@ -210,6 +215,8 @@ class Trainer:
                 snapshot(s)
             if is_eval:
                 log.add_eval(s, self.eval_step())
+                if self.cache is not None:
+                    self.cache.save_once_captured(self)
                 _show(bar, log, s)
                 if self.early_stop.update(s, log.value("test_acc", s)) and s < steps - 1:
                     status = "stopped_early"  # after this step's update, whose forward gives row s its train metrics
@@ -224,6 +231,8 @@ class Trainer:
                 end = s + 1
                 _stopped(bar, s)
                 break
+        if self.cache is not None:
+            self.cache.save_once_captured(self)
         if status != "diverged":
             self.step = end
             status = status if self.fetch_train_rows(end) else "diverged"

@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,6 +18,12 @@ CONF = ROOT / "conf"
 TINY = ["modulus=7", "train_ratio=0.6", "width=16", "model.heads=2", "steps=40", "eval_every=7"]
 
 register()
+
+# the suite's own JIT cache (jit_cache.py), shared by its jobs and subprocesses: it starts empty, so the
+# first job of each shape compiles as a new user's would, and ~/.cache is left alone
+if "GROK_SWEEP_CACHE_DIR" not in os.environ:
+    os.environ["GROK_SWEEP_CACHE_DIR"] = tempfile.mkdtemp(prefix="grok_sweep_jit_")
+    atexit.register(shutil.rmtree, os.environ["GROK_SWEEP_CACHE_DIR"], ignore_errors=True)
 
 
 def make_cfg(*overrides: str) -> DictConfig:

@@ -1,0 +1,226 @@
+"""A disk cache of a job's captured train and eval JITs: a job whose shapes ran before starts in ~1 s.
+
+tinygrad spends 10-30 s of Python (scheduling, rewrites, linearizing) in the first two calls of a
+new JIT, even when its own cache already holds the compiled kernels. A captured TinyJit pickles: its
+kernels with their machine code, and every buffer it touches with its contents. An entry is that
+pickle, keyed by whatever shapes the kernels: the config without seed, split ratio and host-only keys,
+the shapes of the JIT inputs, the device, and the versions of tinygrad, Python and grok_sweep's own
+source. On load, the trainer's tensors (weights, optimizer moments, masks, named by attribute path)
+are copied into the JIT's buffers and then point at them, so the JIT reads and writes the trainer's
+state, exactly as if it had captured it.
+
+Where: $GROK_SWEEP_CACHE_DIR, else $XDG_CACHE_HOME/grok_sweep/jit, else ~/.cache/grok_sweep/jit.
+Clear it by deleting that folder, or `python -m grok_sweep.jit_cache --clear`. An entry that does
+not unpickle, fails its checksum or does not fit the trainer is deleted and rebuilt, never trusted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import hashlib
+import io
+import json
+import os
+import pickle
+import platform
+import shutil
+import weakref
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import tinygrad
+from omegaconf import DictConfig, OmegaConf
+from tinygrad import Device, Tensor
+from tinygrad.engine.jit import _TinyJit, graph_class
+from tinygrad.uop.ops import Ops, ParamArg, UOp, buffers
+
+from grok_sweep.files import WriteError, atomic_write
+
+MAGIC = b"grok_sweep jit cache 1\n"
+# keys that change no kernel: seed, split ratio and weight decay only change values (the input shapes are in
+# the key, and weight decay is a tensor)
+HOST_ONLY = {"seed", "steps", "train_ratio", "weight_decay"}
+HOST_ONLY_TRAIN = {"checkpoint_every", "keep_checkpoint", "snapshot_every", "early_stop", "early_stop_acc",
+                   "max_memory_gb", "flush_denormals", "devices", "compile_cache"}  # fmt: skip
+
+
+def cache_dir() -> Path:
+    if folder := os.environ.get("GROK_SWEEP_CACHE_DIR"):
+        return Path(folder)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "grok_sweep" / "jit"
+
+
+@functools.cache
+def code_version() -> str:
+    """A hash of grok_sweep's source: any change to the package invalidates every entry."""
+    h = hashlib.sha256()
+    for f in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(f.name.encode() + f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def entry_key(cfg: DictConfig, inputs: list[Tensor], device: str) -> str:
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    kernels = {k: v for k, v in plain.items() if k not in HOST_ONLY}
+    kernels["train"] = {k: v for k, v in plain["train"].items() if k not in HOST_ONLY_TRAIN}
+    graph = graph_class(Device[device])  # a JIT captured with a graph runner replays through it
+    what = {"cfg": kernels, "inputs": [(t.shape, str(t.dtype)) for t in inputs], "device": device,
+            "graph": None if graph is None else f"{graph.__module__}.{graph.__qualname__}",
+            "tinygrad": (version("tinygrad"), tinygrad.__file__), "python": platform.python_version(),
+            "code": code_version()}  # fmt: skip
+    return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+def named_tensors(root: dict[str, Any]) -> dict[str, Tensor]:
+    """Every Tensor reachable from `root` through dicts, lists and grok_sweep/tinygrad objects, by path."""
+    out: dict[str, Tensor] = {}
+    seen: set[int] = set()
+
+    def walk(obj: Any, path: str) -> None:
+        if id(obj) in seen or isinstance(obj, _TinyJit):
+            return
+        seen.add(id(obj))
+        if isinstance(obj, Tensor):
+            out[path] = obj
+            return
+        if isinstance(obj, dict):
+            items = list(obj.items())
+        elif isinstance(obj, (list, tuple)):
+            items = list(enumerate(obj))
+        elif type(obj).__module__.split(".")[0] in ("grok_sweep", "tinygrad") and hasattr(obj, "__dict__"):
+            items = list(vars(obj).items())
+        else:
+            return
+        for k, v in items:
+            walk(v, f"{path}.{k}" if path else str(k))
+
+    walk(root, "")
+    return out
+
+
+def _is_device_buffer(u: UOp) -> bool:
+    return u.op is Ops.BUFFER and isinstance(u.arg, ParamArg) and u.arg.device is not None
+
+
+class _Unpickler(pickle.Unpickler):
+    """Gives every device buffer of the entry a fresh slot: slots are per-process counters, and a
+    buffer UOp equal to one this process made would be merged with it by tinygrad's UOp cache."""
+
+    def __init__(self, f: io.BytesIO):
+        super().__init__(f)
+        self.slots: dict[int, int] = {}
+
+    def find_class(self, module: str, name: str) -> Any:
+        found = super().find_class(module, name)
+        return self._uop if found is UOp else found
+
+    def _uop(self, op: Ops, dtype: Any, src: tuple, arg: Any = None, *rest: Any) -> UOp:
+        if op is Ops.BUFFER and isinstance(arg, ParamArg) and arg.device is not None:
+            slot = self.slots.setdefault(arg.slot, next(UOp.unique_num))
+            arg = dataclasses.replace(arg, slot=slot)
+        return UOp(op, dtype, src, arg, *rest)
+
+
+class JitCache:
+    """One entry: `load` before the first step, `save` once both JITs have been captured."""
+
+    def __init__(self, cfg: DictConfig, inputs: list[Tensor], device: str):
+        self.path = cache_dir() / f"{entry_key(cfg, inputs, device)}.jit"
+        self.done = False  # loaded, saved, or not to be saved
+        self.existing: weakref.WeakSet[UOp] = weakref.WeakSet()
+
+    @classmethod
+    def attach(cls, trainer: Any) -> JitCache:
+        """The entry of a Trainer's shapes; its JITs replace the trainer's if the entry holds them."""
+        rng = trainer.batch_rng.bit_generator
+        drawn, (x, y, groups) = rng.state, trainer.batch()  # a mini-batch has the shape of every other
+        rng.state = drawn  # the first batch is still to be drawn
+        first = trainer.test[0]
+        inputs = [t for t in (x, y, *(groups or ()), first.x, first.y, first.w) if t is not None]
+        cache = cls(trainer.cfg, inputs, trainer.device)
+        if (jits := cache.load(_trainer_tensors(trainer))) is not None:
+            trainer.train_step, trainer.eval_jit = jits
+        else:
+            cache.note_existing()
+        return cache
+
+    def save_once_captured(self, trainer: Any) -> None:
+        """Save the trainer's JITs the first time both have been captured."""
+        if not self.done and trainer.train_step.captured and trainer.eval_jit.captured:
+            self.save(trainer.train_step, trainer.eval_jit, _trainer_tensors(trainer))
+
+    def load(self, tensors: dict[str, Tensor]) -> tuple[_TinyJit, _TinyJit] | None:
+        """The cached (train, eval) JITs with `tensors` moved into their buffers, or None."""
+        try:
+            blob = self.path.read_bytes()
+        except OSError:
+            return None
+        try:
+            entry = _read(blob)
+            bound = {k: u for k, u in entry["bound"].items() if k in tensors}
+            fits = all((u.shape, u.dtype) == (tensors[k].shape, tensors[k].dtype) for k, u in bound.items())
+            if set(entry["bound"]) != set(bound) or not fits:
+                raise ValueError("the entry's tensors are not the trainer's")
+            for k, u in bound.items():
+                u.base.buffer.ensure_allocated().copy_from(tensors[k].realize().uop.base.buffer)
+        except Exception:  # noqa: BLE001 - any failure means the entry is not to be trusted
+            self.path.unlink(missing_ok=True)
+            return None
+        for k, u in bound.items():
+            tensors[k].uop = u
+        self.done = True
+        return entry["train"], entry["eval"]
+
+    def note_existing(self) -> None:
+        """Remember the buffers alive before the first capture: each one a JIT reads must be named."""
+        self.existing = weakref.WeakSet(u for u in list(buffers.keys()) if _is_device_buffer(u))
+
+    def save(self, train: _TinyJit, evaluate: _TinyJit, tensors: dict[str, Tensor]) -> bool:
+        """Write the entry if the JITs read no buffer from before the capture that `tensors` lacks."""
+        self.done = True
+        named = {t.uop.base for t in tensors.values()}
+        used = {u for jit in (train, evaluate) for u in jit.captured._linear.toposort() if _is_device_buffer(u)}
+        if any(u in self.existing and u not in named for u in used):
+            return False
+        bound = {k: t.uop for k, t in tensors.items() if t.uop.base in used}
+        payload = pickle.dumps({"train": train, "eval": evaluate, "bound": bound}, protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(self.path, lambda tmp: tmp.write_bytes(MAGIC + hashlib.sha256(payload).digest() + payload))
+        except (OSError, WriteError):
+            return False  # a cache that cannot be written only costs the next job its compile
+        return True
+
+
+def _trainer_tensors(trainer: Any) -> dict[str, Tensor]:
+    """A trainer's tensors by attribute path: what a cached JIT's buffers are filled from."""
+    return named_tensors({k: v for k, v in vars(trainer).items() if k not in ("train_step", "eval_jit", "cache")})
+
+
+def _read(blob: bytes) -> dict[str, Any]:
+    head, digest, payload = blob[: len(MAGIC)], blob[len(MAGIC) : len(MAGIC) + 32], blob[len(MAGIC) + 32 :]
+    if head != MAGIC or hashlib.sha256(payload).digest() != digest:
+        raise ValueError("not a grok_sweep jit cache entry, or a damaged one")
+    return _Unpickler(io.BytesIO(payload)).load()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m grok_sweep.jit_cache", description=__doc__.splitlines()[0])
+    parser.add_argument("--clear", action="store_true", help="delete every entry")
+    args = parser.parse_args(argv)
+    folder = cache_dir()
+    entries = sorted(folder.glob("*.jit")) if folder.is_dir() else []
+    size = sum(f.stat().st_size for f in entries)
+    if args.clear:
+        shutil.rmtree(folder, ignore_errors=True)
+        print(f"deleted {len(entries)} entries ({size / 2**20:.1f} MiB) from {folder}")
+    else:
+        print(f"{folder}: {len(entries)} entries, {size / 2**20:.1f} MiB")
+
+
+if __name__ == "__main__":
+    main()

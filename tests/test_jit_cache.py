@@ -1,0 +1,89 @@
+"""The disk cache of captured JITs: a cached job computes exactly what a compiling one does."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from tinygrad import Tensor, TinyJit
+
+from conftest import TINY, make_cfg
+from grok_sweep import jit_cache
+from grok_sweep.train import Trainer
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    folder = tmp_path / "jit"
+    monkeypatch.setenv("GROK_SWEEP_CACHE_DIR", str(folder))
+    return folder
+
+
+def _train(*overrides: str) -> tuple[Trainer, np.ndarray]:
+    trainer = Trainer(make_cfg(*TINY, "train.early_stop=0", *overrides))
+    trainer.fit()
+    return trainer, trainer.log.frame().select_dtypes("number").to_numpy()
+
+
+def _loaded(trainer: Trainer) -> bool:
+    return trainer.train_step.fxn is None  # a JIT from the cache has no function to capture
+
+
+@pytest.mark.parametrize("extra", [[], ["grokfast=ema", "train.batch_size=8"]], ids=["full-batch", "ema-minibatch"])
+def test_a_cached_job_computes_what_a_compiling_one_does(cache, extra):
+    first, _ = _train("seed=1", "weight_decay=0.3", *extra)
+    assert not _loaded(first) and len(list(cache.glob("*.jit"))) == 1
+    _, compiled = _train("seed=2", "train.compile_cache=false", *extra)
+    # another seed and weight decay: other weights, split, batches and updates, the same shapes
+    cached, from_cache = _train("seed=2", *extra)
+    assert _loaded(cached)
+    np.testing.assert_array_equal(from_cache, compiled)
+    weights = {k: v.numpy() for k, v in cached.weights().items()}
+    assert all(np.isfinite(w).all() for w in weights.values()) and len(weights) == len(first.weights())
+
+
+def test_a_damaged_entry_is_rebuilt_not_trusted(cache):
+    _, before = _train()
+    (entry,) = cache.glob("*.jit")
+    blob = bytearray(entry.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    entry.write_bytes(bytes(blob))
+    trainer, after = _train()
+    assert not _loaded(trainer)  # compiled again, and wrote a good entry
+    np.testing.assert_array_equal(after, before)
+    assert jit_cache._read(entry.read_bytes())["train"].captured is not None
+
+
+def test_the_key_holds_what_shapes_the_kernels_and_not_the_seed():
+    inputs = [Tensor.zeros(4, 3)]
+    key = jit_cache.entry_key(make_cfg(*TINY), inputs, "CPU")
+    same = make_cfg(*TINY, "seed=5", "steps=99", "train.early_stop=3", "weight_decay=0.5", "train_ratio=0.5")
+    assert key == jit_cache.entry_key(same, inputs, "CPU")
+    assert key != jit_cache.entry_key(make_cfg(*TINY, "optim.beta1=0.8"), inputs, "CPU")
+    assert key != jit_cache.entry_key(make_cfg(*TINY, "width=32"), inputs, "CPU")
+    assert key != jit_cache.entry_key(make_cfg(*TINY), [Tensor.zeros(5, 3)], "CPU")
+    assert key != jit_cache.entry_key(make_cfg(*TINY), inputs, "CPU:1")
+
+
+def test_a_jit_that_reads_an_unnamed_tensor_is_not_saved(cache):
+    named, hidden = Tensor.ones(4).contiguous().realize(), Tensor.full((4,), 2.0).contiguous().realize()
+    entry = jit_cache.JitCache(make_cfg(*TINY), [named], "CPU")
+    entry.note_existing()
+    step = TinyJit(lambda x: (x * named * hidden).realize())
+    for _ in range(3):
+        step(Tensor.ones(4).contiguous().realize())
+    assert not entry.save(step, step, {"named": named})  # `hidden` would be baked in
+    assert not entry.path.exists()
+    assert entry.save(step, step, {"named": named, "hidden": hidden})
+    assert entry.path.exists()
+
+
+def test_clear_empties_the_cache(cache):
+    _train()
+    env = {**os.environ, "GROK_SWEEP_CACHE_DIR": str(cache)}
+    run = [sys.executable, "-m", "grok_sweep.jit_cache"]
+    shown = subprocess.run(run, env=env, capture_output=True, text=True, check=True).stdout
+    assert "1 entries" in shown
+    cleared = subprocess.run([*run, "--clear"], env=env, capture_output=True, text=True, check=True).stdout
+    assert cleared.startswith("deleted 1 entries") and not cache.exists()
