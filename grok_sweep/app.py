@@ -187,6 +187,8 @@ def _result(cfg: DictConfig, status: str, trainer: Trainer, wall: float, timings
         "resumed_from_step": resumed,
         "wall_time_s": round(wall, 3),
         "compile_time_s": None if compile_s is None else round(compile_s, 3),
+        # "hit": the train and eval steps came compiled from jit_cache; "miss": compiled here; null: cache off
+        "compile_cache": None if trainer.cache is None else ("hit" if trainer.cache.hit else "miss"),
         "steps_per_s": round(timed / loop, 3) if loop else None,
         "device": trainer.device,
         "host": platform.node(),

@@ -131,6 +131,7 @@ class JitCache:
     def __init__(self, cfg: DictConfig, inputs: list[Tensor], device: str):
         self.path = cache_dir() / f"{entry_key(cfg, inputs, device)}.jit"
         self.done = False  # loaded, saved, or not to be saved
+        self.hit = False  # the JITs came from the entry
         self.existing: weakref.WeakSet[UOp] = weakref.WeakSet()
 
     @classmethod
@@ -172,7 +173,7 @@ class JitCache:
             return None
         for k, u in bound.items():
             tensors[k].uop = u
-        self.done = True
+        self.done = self.hit = True
         return entry["train"], entry["eval"]
 
     def note_existing(self) -> None:

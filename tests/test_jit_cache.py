@@ -87,3 +87,16 @@ def test_clear_empties_the_cache(cache):
     assert "1 entries" in shown
     cleared = subprocess.run([*run, "--clear"], env=env, capture_output=True, text=True, check=True).stdout
     assert cleared.startswith("deleted 1 entries") and not cache.exists()
+
+
+def test_a_job_says_whether_its_steps_came_from_the_cache(cache, tmp_path):
+    from grok_sweep.app import run_job
+    from grok_sweep.store import read_metrics
+
+    cfg = make_cfg(*TINY)
+    first, second = run_job(cfg, tmp_path / "a", progress=False), run_job(cfg, tmp_path / "b", progress=False)
+    assert (first["compile_cache"], second["compile_cache"]) == ("miss", "hit")
+    off = run_job(make_cfg(*TINY, "train.compile_cache=false"), tmp_path / "c", progress=False)
+    assert off["compile_cache"] is None
+    a, b = (read_metrics(tmp_path / d / "metrics.parquet") for d in "ab")
+    assert a.drop(columns="key_freqs").equals(b.drop(columns="key_freqs"))
