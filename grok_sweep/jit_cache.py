@@ -34,6 +34,7 @@ from typing import Any
 import tinygrad
 from omegaconf import DictConfig, OmegaConf
 from tinygrad import Device, Tensor
+from tinygrad.device import Buffer
 from tinygrad.engine.jit import _TinyJit, graph_class
 from tinygrad.uop.ops import Ops, ParamArg, UOp, buffers
 
@@ -104,6 +105,21 @@ def named_tensors(root: dict[str, Any]) -> dict[str, Tensor]:
 
 def _is_device_buffer(u: UOp) -> bool:
     return u.op is Ops.BUFFER and isinstance(u.arg, ParamArg) and u.arg.device is not None
+
+
+class _Pickler(pickle.Pickler):
+    """Writes the buffers a step only computes into (activations, gradients: made during the capture,
+    read by no later step before it writes them) without their contents, which would be most of the
+    entry (nanda2023: 168 MB with them)."""
+
+    def __init__(self, f: io.BytesIO, scratch: set[int]):
+        super().__init__(f, protocol=pickle.HIGHEST_PROTOCOL)
+        self.scratch = scratch
+
+    def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, Buffer) and obj._base is None and id(obj) in self.scratch:
+            return Buffer, (obj.device, obj.size, obj.dtype, None, obj.options, None, obj.uop_refcount)
+        return NotImplemented
 
 
 class _Unpickler(pickle.Unpickler):
@@ -188,7 +204,11 @@ class JitCache:
         if any(u in self.existing and u not in named for u in used):
             return False
         bound = {k: t.uop for k, t in tensors.items() if t.uop.base in used}
-        payload = pickle.dumps({"train": train, "eval": evaluate, "bound": bound}, protocol=pickle.HIGHEST_PROTOCOL)
+        kept = {id(b.base) for u in used if (u in named or u in self.existing) and (b := buffers.get(u)) is not None}
+        scratch = {id(b.base) for u in used if (b := buffers.get(u)) is not None} - kept
+        out = io.BytesIO()
+        _Pickler(out, scratch).dump({"train": train, "eval": evaluate, "bound": bound})
+        payload = out.getvalue()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write(self.path, lambda tmp: tmp.write_bytes(MAGIC + hashlib.sha256(payload).digest() + payload))
