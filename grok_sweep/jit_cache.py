@@ -2,12 +2,13 @@
 
 tinygrad spends 10-30 s of Python (scheduling, rewrites, linearizing) in the first two calls of a
 new JIT, even when its own cache already holds the compiled kernels. A captured TinyJit pickles: its
-kernels with their machine code, and every buffer it touches with its contents. An entry is that
-pickle, keyed by whatever shapes the kernels: the config without seed, split ratio and host-only keys,
-the shapes of the JIT inputs, the device, and the versions of tinygrad, Python and grok_sweep's own
-source. On load, the trainer's tensors (weights, optimizer moments, masks, named by attribute path)
-are copied into the JIT's buffers and then point at them, so the JIT reads and writes the trainer's
-state, exactly as if it had captured it.
+kernels with their machine code, and the buffers it touches (the ones it only computes into without
+their contents). An entry is that pickle, keyed by whatever shapes the kernels: the config without
+seed, split ratio, weight decay and host-only keys, the shapes of the JIT inputs, the device and its
+graph runner, and the versions of tinygrad, Python and grok_sweep's own source. On load, the
+trainer's tensors (weights, optimizer moments, masks, named by attribute path) are copied into the
+JIT's buffers and then point at them, so the JIT reads and writes the trainer's state, exactly as if
+it had captured it.
 
 Where: $GROK_SWEEP_CACHE_DIR, else $XDG_CACHE_HOME/grok_sweep/jit, else ~/.cache/grok_sweep/jit.
 Clear it by deleting that folder, or `python -m grok_sweep.jit_cache --clear`. An entry that does
@@ -38,7 +39,7 @@ from tinygrad.device import Buffer
 from tinygrad.engine.jit import _TinyJit, graph_class
 from tinygrad.uop.ops import Ops, ParamArg, UOp, buffers
 
-from grok_sweep.files import WriteError, atomic_write
+from grok_sweep.files import atomic_write
 
 MAGIC = b"grok_sweep jit cache 1\n"
 # keys that change no kernel: seed, split ratio and weight decay only change values (the input shapes are in
@@ -207,13 +208,13 @@ class JitCache:
         kept = {id(b.base) for u in used if (u in named or u in self.existing) and (b := buffers.get(u)) is not None}
         scratch = {id(b.base) for u in used if (b := buffers.get(u)) is not None} - kept
         out = io.BytesIO()
-        _Pickler(out, scratch).dump({"train": train, "eval": evaluate, "bound": bound})
-        payload = out.getvalue()
         try:
+            _Pickler(out, scratch).dump({"train": train, "eval": evaluate, "bound": bound})
+            payload = out.getvalue()
             self.path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write(self.path, lambda tmp: tmp.write_bytes(MAGIC + hashlib.sha256(payload).digest() + payload))
-        except (OSError, WriteError):
-            return False  # a cache that cannot be written only costs the next job its compile
+        except Exception:  # noqa: BLE001 - a JIT that does not pickle, or a cache that cannot be written,
+            return False  # only costs the next job of these shapes its compile; this job trains on
         return True
 
 

@@ -79,6 +79,16 @@ def test_a_jit_that_reads_an_unnamed_tensor_is_not_saved(cache):
     assert entry.path.exists()
 
 
+def test_a_step_that_does_not_pickle_costs_the_job_nothing(cache, monkeypatch):
+    def refuse(self, obj):
+        raise TypeError("cannot pickle this")
+
+    monkeypatch.setattr(jit_cache._Pickler, "dump", refuse)
+    trainer, rows = _train()
+    assert trainer.cache.done and not trainer.cache.hit and not list(cache.glob("*.jit"))
+    assert len(rows) == trainer.cfg.steps and np.isfinite(rows[:, 1]).all()
+
+
 def test_clear_empties_the_cache(cache):
     _train()
     env = {**os.environ, "GROK_SWEEP_CACHE_DIR": str(cache)}
