@@ -14,6 +14,7 @@ import numpy as np
 from tinygrad import Tensor, dtypes
 
 from grok_sweep.lookup import mix_rows, mix_rows_grouped
+from grok_sweep.matmul import relu_matmul
 
 SEQ_LEN = 3  # a, b, "="
 FOLD_MIN_WIDTH = 128  # see GPT.fold_mlp
@@ -147,7 +148,7 @@ class GPT:
         scores.append((((resid @ blk.wk).reshape(heads, dh) * q).sum(-1)).reshape(1, -1).expand(b, -1))
         if self.fold_mlp:
             weights = Tensor.stack(*scores, dim=1).softmax(axis=1)  # (batch, 3 keys, heads)
-            return self._folded(resid, weights, tables, x[:, :2].contiguous(), groups, for_backward)
+            return self._folded(resid, weights, tables, x[:, :2].contiguous(), groups)
         values = [(onehot @ table).contiguous() for onehot, table in zip(onehots, tables, strict=True)]
         values.append((resid @ blk.wv).expand(b, d))
         out = blk.mix(Tensor.stack(*scores, dim=1), Tensor.stack(*values, dim=1), resid.expand(b, d), for_backward)
@@ -160,7 +161,6 @@ class GPT:
         values: list[Tensor],
         idx: Tensor,
         groups: tuple[Tensor, Tensor] | None,
-        for_backward: bool,
     ) -> Tensor:
         """Logits from the attention weights (batch, 3, heads) and the value tables (vocab, d) of positions 0, 1.
 
@@ -191,9 +191,8 @@ class GPT:
 
         pre = mixed(slice(0, mlp), resid @ blk.w_in + blk.b_in)
         lin = mixed(slice(mlp, None), (resid + blk.b_out) @ unembed)
-        hidden = _batch_minor(pre.relu(), for_backward)
-        # materialized before the slice, or tinygrad would narrow the matmul back to p columns
-        return (lin + hidden @ (blk.w_out @ unembed)).contiguous()[:, :p]
+        # the step's largest matmuls (the ReLU, w_out and unembed in one), hand-scheduled (matmul.py)
+        return (lin + relu_matmul(pre, blk.w_out @ unembed)).contiguous()[:, :p]
 
     def reference(self, x: Tensor) -> Tensor:
         """The straightforward forward: every block at every position, logits read at the last."""
