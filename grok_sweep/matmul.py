@@ -3,7 +3,7 @@
 nanda2023's folded model spends most of a step in three matmuls through the MLP's ReLU:
 (batch x 512) @ (512 x 128) forward, and for the backward the same shapes with the 128 columns or
 the batch as the reduction. tinygrad's heuristics give them 3x4 register tiles whose products
-are summed along the reduction (19-24 GFLOP/s on one core here); each kernel here is written in
+are summed along the reduction (18-24 GFLOP/s on one core here); each kernel here is written in
 UOps with an explicit schedule (KernelInfo.opts_to_apply): a vector of 8 or 16 output columns by
 4 or 8 output rows, the reduction unrolled by 8, which clang turns into vector FMAs (45-59 GFLOP/s).
 The ReLU and its gradient's mask are applied as the operands are read, so neither relu(x) nor a
@@ -70,11 +70,16 @@ def _matmul(kind: str, shape: tuple[int, int], red: int, a: Read, b: Read, *srcs
     return out, body
 
 
+def _plan(x: Tensor, w: Tensor) -> dict[str, tuple[tuple[int, int], int]]:
+    """Each kernel's output shape and reduction length, for x (b, k) and w (k, n)."""
+    (b, k), n = x.shape, w.shape[1]
+    return {"relu_mm": ((b, n), k), "relu_mm_dx": ((b, k), n), "relu_mm_dw": ((k, n), b)}
+
+
 def fits(x: Tensor, w: Tensor) -> bool:
     """Whether relu_matmul(x, w) runs the hand-scheduled kernels (else the plain expression)."""
-    (b, k), n = x.shape, w.shape[1]
-    shapes = {"relu_mm": (b, n, k), "relu_mm_dx": (b, k, n), "relu_mm_dw": (k, n, b)}
-    return x.device == w.device and all(_schedule(kind, *s) is not None for kind, s in shapes.items())
+    plan = _plan(x, w).items()
+    return x.device == w.device and all(_schedule(kind, *shape, red) is not None for kind, (shape, red) in plan)
 
 
 def relu_matmul(x: Tensor, w: Tensor) -> Tensor:
@@ -84,18 +89,17 @@ def relu_matmul(x: Tensor, w: Tensor) -> Tensor:
     if not fits(x, w):
         return x.relu() @ w
     x, w = x.contiguous(), w.contiguous()
-    out, body = _matmul("relu_mm", (x.shape[0], w.shape[1]), x.shape[1], _relu_at, _at, x, w)
+    out, body = _matmul("relu_mm", *_plan(x, w)["relu_mm"], _relu_at, _at, x, w)
     return out.custom_kernel(x, w, fxn=body, grad_fxn=_relu_matmul_grad)[0]
 
 
 def _relu_matmul_grad(grad: UOp, call: UOp) -> tuple[UOp | None, ...]:
     _, x, w = (Tensor(u) for u in call.src[1:])
-    g = Tensor(grad).contiguous()
-    (b, k), n = x.shape, w.shape[1]
+    g, plan = Tensor(grad).contiguous(), _plan(x, w)
     # dx = (g @ w.T) where x > 0, w read along its rows
-    out, body = _matmul("relu_mm_dx", (b, k), n, _at, _at_t, g, w, x, mask=_positive)
+    out, body = _matmul("relu_mm_dx", *plan["relu_mm_dx"], _at, _at_t, g, w, x, mask=_positive)
     dx = out.custom_kernel(g, w, x, fxn=body)[0]
     # dw = relu(x).T @ g, x read down its columns
-    out, body = _matmul("relu_mm_dw", (k, n), b, _relu_at_t, _at, x, g)
+    out, body = _matmul("relu_mm_dw", *plan["relu_mm_dw"], _relu_at_t, _at, x, g)
     dw = out.custom_kernel(x, g, fxn=body)[0]
     return None, dx.uop, dw.uop

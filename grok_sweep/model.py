@@ -191,7 +191,8 @@ class GPT:
 
         pre = mixed(slice(0, mlp), resid @ blk.w_in + blk.b_in)
         lin = mixed(slice(mlp, None), (resid + blk.b_out) @ unembed)
-        # the step's largest matmuls (the ReLU, w_out and unembed in one), hand-scheduled (matmul.py)
+        # the step's largest matmuls (the ReLU, w_out and unembed in one), hand-scheduled (matmul.py);
+        # the sum is materialized before the slice, so the kernels see the padded class axis
         return (lin + relu_matmul(pre, blk.w_out @ unembed)).contiguous()[:, :p]
 
     def reference(self, x: Tensor) -> Tensor:
