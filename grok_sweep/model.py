@@ -14,20 +14,25 @@ import numpy as np
 from tinygrad import Tensor, dtypes
 
 from grok_sweep.lookup import mix_rows, mix_rows_grouped
-from grok_sweep.matmul import relu_matmul
+from grok_sweep.matmul import matmul, relu_matmul
 
 SEQ_LEN = 3  # a, b, "="
 FOLD_MIN_WIDTH = 128  # see GPT.fold_mlp
 
 
-def _batch_minor(x: Tensor, on: bool) -> Tensor:
-    """The same (batch, k) values, stored transposed when `on`.
+def _one_hot(tokens: Tensor, vocab: int, batch_minor: bool) -> Tensor:
+    """(batch,) -> (batch, vocab) float rows, stored transposed when `batch_minor`.
 
-    The backward of `x @ w` reduces over the batch for w's gradient, x.T @ grad. tinygrad's CPU
-    kernels run that reduction at ~10 GFLOP/s when x is stored row by row, and ~25-30 when each
-    column of x is contiguous; the copy costs ~1-3 ms. Only the training step asks for it.
-    """
-    return x.T.contiguous().T if on else x
+    matmul.py's kernels read either layout fast; where a lookup falls back to tinygrad's own matmul
+    (nanda2023's 114 tokens), its gradient's reduction over the batch runs 2-4x faster with each
+    column contiguous, and so do the kernels tinygrad fuses around it."""
+    onehot = tokens.one_hot(vocab).cast(dtypes.float32)
+    return onehot.T.contiguous().T if batch_minor else onehot.contiguous()
+
+
+def _rows(t: Tensor, n: int) -> Tensor:
+    """(m, k) -> (n, k), padded with rows of zeros."""
+    return t.pad(((0, n - t.shape[0]), (0, 0)))
 
 
 def _normal(rng: np.random.Generator, shape: tuple[int, ...], fan_in: int, device: str) -> Tensor:
@@ -53,42 +58,44 @@ class Block:
         out = q.scaled_dot_product_attention(k, v, is_causal=True)
         return out.transpose(1, 2).reshape(b, t, d) @ self.wo
 
-    def hidden(self, x: Tensor, for_backward: bool = False) -> Tensor:
+    def hidden(self, x: Tensor) -> Tensor:
         """The MLP's neurons after the ReLU."""
-        return (_batch_minor(x, for_backward) @ self.w_in + self.b_in).relu()
+        return (x @ self.w_in + self.b_in).relu()
 
-    def mlp(self, x: Tensor, for_backward: bool = False) -> Tensor:
-        return _batch_minor(self.hidden(x, for_backward), for_backward) @ self.w_out + self.b_out
+    def mlp(self, x: Tensor) -> Tensor:
+        """The MLP on (..., d): as (rows, d) matmuls, hand-scheduled (matmul.py) with the ReLU applied as they read."""
+        flat = x.reshape(-1, x.shape[-1])
+        return (relu_matmul(matmul(flat, self.w_in) + self.b_in, self.w_out) + self.b_out).reshape(x.shape)
 
     def __call__(self, x: Tensor) -> Tensor:
         """Residual stream (batch, 3, d) -> (batch, 3, d), every position."""
         x = x + self.attention(x)
         return x + self.mlp(x)
 
-    def mix(self, scores: Tensor, values: Tensor, resid: Tensor, for_backward: bool = False) -> Tensor:
+    def mix(self, scores: Tensor, values: Tensor, resid: Tensor) -> Tensor:
         """The last position's output from its scores (batch, 3, heads), values (batch, 3, d), residual (batch, d)."""
-        x = self.attend(scores, values, resid, for_backward)
-        return x + self.mlp(x, for_backward)
+        x = self.attend(scores, values, resid)
+        return x + self.mlp(x)
 
-    def attend(self, scores: Tensor, values: Tensor, resid: Tensor, for_backward: bool = False) -> Tensor:
+    def attend(self, scores: Tensor, values: Tensor, resid: Tensor) -> Tensor:
         """The last position's residual after attention (before the MLP), from the same inputs as mix."""
         b, t, d = values.shape
         weights = scores.softmax(axis=1).unsqueeze(-1)  # over the 3 key positions, per head
         z = (weights * values.reshape(b, t, self.heads, d // self.heads)).sum(1).reshape(b, d)
-        return resid + _batch_minor(z, for_backward) @ self.wo
+        return resid + matmul(z, self.wo)
 
-    def last(self, x: Tensor, for_backward: bool = False) -> Tensor:
+    def last(self, x: Tensor) -> Tensor:
         """Residual stream (batch, 3, d) -> (batch, d) at the last position only: the loss needs no more."""
-        x = self.attended(x, for_backward)
-        return x + self.mlp(x, for_backward)
+        x = self.attended(x)
+        return x + self.mlp(x)
 
-    def attended(self, x: Tensor, for_backward: bool = False) -> Tensor:
+    def attended(self, x: Tensor) -> Tensor:
         """Residual stream (batch, 3, d) -> the last position's residual after attention, (batch, d)."""
         b, t, d = x.shape
         dh = d // self.heads
         q = (x[:, -1] @ self.wq).reshape(b, 1, self.heads, dh)
         k = (x @ self.wk).reshape(b, t, self.heads, dh)
-        return self.attend((k * q).sum(-1) / math.sqrt(dh), x @ self.wv, x[:, -1], for_backward)
+        return self.attend((k * q).sum(-1) / math.sqrt(dh), x @ self.wv, x[:, -1])
 
 
 class GPT:
@@ -107,52 +114,57 @@ class GPT:
         # against 2.1-2.5).
         self.fold_mlp = layers == 1 and width >= FOLD_MIN_WIDTH
 
-    def __call__(self, x: Tensor, for_backward: bool = False, groups: tuple[Tensor, Tensor] | None = None) -> Tensor:
+    def __call__(self, x: Tensor, groups: tuple[Tensor, Tensor] | None = None) -> Tensor:
         """Tokens (batch, 3), the last one "=" -> logits (batch, p) at the last position.
 
         Computes only what the loss reads: the last block runs at the last position only, and a
         single block reads its keys, values and scores from per-token tables (every input token is
         one of p + 1, and the query token is always "="); from width FOLD_MIN_WIDTH it also folds
         the output projection and the unembedding into those tables (see _folded), so each example
-        costs a few table rows and one matmul through the ReLU. `reference` is the same function,
-        plainly. `for_backward` lays activations out for a fast backward (same values, see
-        _batch_minor); `groups` (lookup.make_groups of x[:, :2]) lets the folded gradient gather
-        its table rows instead of reducing over the vocabulary.
+        costs a few table rows and one matmul through the ReLU. Its (batch, k) @ (k, n) products are
+        matmul.py's hand-scheduled kernels. `reference` is the same function, plainly. `groups`
+        (lookup.make_groups of x[:, :2]) lets the folded gradient gather its table rows instead of
+        reducing over the vocabulary.
         """
         if len(self.blocks) == 1:
-            return self._one_block(x, for_backward, groups)
+            return self._one_block(x, groups)
         h = self.tok_emb[x] + self.pos_emb
         for block in self.blocks[:-1]:
             h = block(h)
-        out = self.blocks[-1].last(h, for_backward)
-        return _batch_minor(out, for_backward) @ self.unembed
+        return self._unembed(self.blocks[-1].last(h))
 
-    def _one_block(self, x: Tensor, for_backward: bool, groups: tuple[Tensor, Tensor] | None) -> Tensor:
+    def _unembed(self, x: Tensor) -> Tensor:
+        """(batch, d) -> logits (batch, p), the class axis padded for the kernel's vectors (p is often prime)."""
+        p = self.unembed.shape[1]
+        return matmul(x, self.unembed.pad(((0, 0), (0, -p % 8))))[:, :p]
+
+    def _one_block(self, x: Tensor, groups: tuple[Tensor, Tensor] | None) -> Tensor:
         blk, b = self.blocks[0], x.shape[0]
         d, heads = self.tok_emb.shape[1], blk.heads
         dh = d // heads
         resid = (self.tok_emb[-1] + self.pos_emb[2]).reshape(1, d)  # "=" at the last position
         q = (resid @ blk.wq).reshape(heads, dh) / math.sqrt(dh)
         scores, onehots, tables = [], [], []
+        # one-hot rows padded to a multiple of 8 tokens (zero rows in the tables), so that matmul.py's
+        # kernels take every lookup; the folded model keeps its own layout (see _one_hot)
+        n_tok = self.vocab if self.fold_mlp else self.vocab + (-self.vocab % 8)
         for pos in (0, 1):
             # one table per position (not one sliced table): tinygrad fuses the gradients of slices of
             # one tensor into a single kernel that nests the two batch reductions (N^2 work)
             table = self.tok_emb + self.pos_emb[pos]  # (vocab, d): the residual of each token here
             s_tab = ((table @ blk.wk).reshape(self.vocab, heads, dh) * q).sum(-1)  # (vocab, heads)
             # lookups as matmuls with materialized one-hot rows, so their gradients are plain matmuls
-            onehot = x[:, pos].one_hot(self.vocab).cast(dtypes.float32)
-            onehot = _batch_minor(onehot, True) if for_backward else onehot.contiguous()
-            scores.append((onehot @ s_tab).contiguous())
+            onehot = _one_hot(x[:, pos], n_tok, batch_minor=self.fold_mlp)
+            scores.append(matmul(onehot, _rows(s_tab, n_tok)).contiguous())
             onehots.append(onehot)
             tables.append(table @ blk.wv)
         scores.append((((resid @ blk.wk).reshape(heads, dh) * q).sum(-1)).reshape(1, -1).expand(b, -1))
         if self.fold_mlp:
             weights = Tensor.stack(*scores, dim=1).softmax(axis=1)  # (batch, 3 keys, heads)
             return self._folded(resid, weights, tables, x[:, :2].contiguous(), groups)
-        values = [(onehot @ table).contiguous() for onehot, table in zip(onehots, tables, strict=True)]
+        values = [matmul(onehot, _rows(table, n_tok)) for onehot, table in zip(onehots, tables, strict=True)]
         values.append((resid @ blk.wv).expand(b, d))
-        out = blk.mix(Tensor.stack(*scores, dim=1), Tensor.stack(*values, dim=1), resid.expand(b, d), for_backward)
-        return _batch_minor(out, for_backward) @ self.unembed
+        return self._unembed(blk.mix(Tensor.stack(*scores, dim=1), Tensor.stack(*values, dim=1), resid.expand(b, d)))
 
     def _folded(
         self,
@@ -184,10 +196,15 @@ class GPT:
 
         # the MLP's inputs and the logits' linear part as two lookups: one (batch, mlp + classes)
         # gradient would be a concatenation, which slows the matmul kernel that writes it
+        # the "=" key's rows and the rows every example adds, as one (batch, 8) @ (8, n) product: ones
+        # in column heads, zeros after; tinygrad reduced their gradients over the batch at 0.3-2 GFLOP/s
+        extra = -(heads + 1) % 8
+        lhs = weights[:, 2].pad(((0, 0), (0, 1)), value=1.0).pad(((0, 0), (0, extra)))
+
         def mixed(cols: slice, fixed: Tensor) -> Tensor:
             t, w = tables[..., cols], weights[:, :2]
             rows = mix_rows(t, w, idx) if groups is None else mix_rows_grouped(t, w, idx, groups)
-            return rows + weights[:, 2] @ last[:, cols] + fixed
+            return rows + matmul(lhs, last[:, cols].cat(fixed, dim=0).pad(((0, extra), (0, 0))))
 
         pre = mixed(slice(0, mlp), resid @ blk.w_in + blk.b_in)
         lin = mixed(slice(mlp, None), (resid + blk.b_out) @ unembed)

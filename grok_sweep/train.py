@@ -115,7 +115,7 @@ class Trainer:
     def _train_step(self, x: Tensor, y: Tensor, groups: tuple[Tensor, Tensor] | None) -> Tensor:
         with Context(TRAINING=1):
             self.opt.zero_grad()
-            logits = self.model(x, for_backward=True, groups=groups)
+            logits = self.model(x, groups=groups)
             w = self.w_train if x is self.x_train else None  # a mini-batch is never padded
             loss = cross_entropy(logits, y, self.cfg.train.loss_dtype, w)
             loss.backward()
