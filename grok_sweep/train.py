@@ -1,8 +1,11 @@
 """Training: one jitted full-batch AdamW step and one jitted eval step, with fixed shapes.
 
-Per-step train metrics are written by the jitted step into a small device buffer (one row per
-step, `eval_every` rows, at most HIST_ROWS) and fetched in one block at each eval, which needs a
-host sync anyway (and when the buffer is full); so the hot loop never waits on the device but there.
+Both steps write their metrics into small device buffers (a row per step, a row per eval and test
+chunk) that the host fetches in one block at a sync: every SYNC_STEPS steps' worth of evals (at
+most EVAL_ROWS), at checkpoints, when a buffer is full, at the end, and at every eval while early
+stopping may be about to fire (test accuracy held at the last sync). So the loop waits on the
+device only there; syncs fall on the same steps in every run of a config, and a diverged run ends
+at the first sync after its first non-finite train row.
 """
 
 from __future__ import annotations
@@ -32,6 +35,17 @@ from grok_sweep.model import GPT, cross_entropy
 from grok_sweep.tasks import Split, make_split
 
 
+class _Diverged(Exception):
+    """A fetched train row is not finite."""
+
+
+def evals_per_sync(eval_every: int, hold: int) -> int:
+    """Evals between syncs: SYNC_STEPS steps' worth, at most EVAL_ROWS, and none more than fit in
+    `hold` (train.early_stop) steps (see Trainer._sync); at least one."""
+    n = min(EVAL_ROWS, SYNC_STEPS // eval_every)
+    return max(1, min(n, hold // eval_every) if hold > 0 else n)
+
+
 @dataclass
 class Outcome:
     status: str  # "completed", "stopped_early" or "diverged"
@@ -44,8 +58,12 @@ def _accuracy(logits: Tensor, labels: Tensor, weight: Tensor | None = None) -> T
     return hit.mean() if weight is None else (hit * weight).sum() / weight.sum()
 
 
-# the device buffer of train rows between fetches: eval_every rows, but no more than this
+# the device buffer of train rows between fetches: SYNC_STEPS rows or a fetch period, but no more than this
 HIST_ROWS = 1000
+# evals between syncs: as many as fall in this many steps, at most EVAL_ROWS (and never more than
+# train.early_stop steps' worth, so that a sync comes before early stopping could fire; see _sync)
+SYNC_STEPS = 100
+EVAL_ROWS = 16
 
 
 def job_split(cfg: DictConfig) -> Split:
@@ -91,11 +109,19 @@ class Trainer:
         self.test = eval_chunks(s.x_test, s.y_test, dev)
         self.groups_train = self._groups(x_train)
         self.batch_rng = np.random.default_rng(batch_seed)
-        self.block = min(cfg.eval_every, HIST_ROWS)
+        self.evals_per_sync = evals_per_sync(cfg.eval_every, cfg.train.early_stop)
+        self.block = min(max(SYNC_STEPS, cfg.eval_every), HIST_ROWS)
         self.hist = Tensor.zeros(self.block, 2, device=dev).contiguous()
         self.counter = Tensor.zeros(1, dtype=dtypes.int32, device=dev).contiguous()
+        n_eval_cols = 3 + (3 + n_freqs(cfg.modulus) if cfg.measures else 0)
+        # EVAL_ROWS whatever evals_per_sync is: jobs that differ in train.early_stop share their compiled steps
+        self.evals = Tensor.zeros(EVAL_ROWS * len(self.test), n_eval_cols, device=dev).contiguous()
+        self.eval_counter = Tensor.zeros(1, dtype=dtypes.int32, device=dev).contiguous()
+        self.eval_calls = 0  # eval JIT calls so far: the next one writes row eval_calls % len(evals)
+        self.pending: list[tuple[int, int]] = []  # (step, its first eval call) of evals not fetched yet
         chunks = [t for c in self.test for t in (c.x, c.y, c.w) if t is not None]
-        Tensor.realize(*self.params, self.opt.wd, self.x_train, self.y_train, *chunks, self.hist, self.counter)
+        state = (self.hist, self.counter, self.evals, self.eval_counter)
+        Tensor.realize(*self.params, self.opt.wd, self.x_train, self.y_train, *chunks, *state)
         self.measures = (
             Measures(cfg.modulus, cfg.operation, s.x_train[:, :2], dev, cfg.train.loss_dtype) if cfg.measures else None
         )
@@ -133,12 +159,45 @@ class Trainer:
         loss = cross_entropy(logits, y, self.cfg.train.loss_dtype, w)
         norm = Tensor.stack(*[(p * p).sum() for p in self.params]).sum().sqrt()
         out = Tensor.stack(loss.cast(dtypes.float32), _accuracy(logits, y, w), norm)
-        return (out if self.measures is None else out.cat(self.measures(self.model))).realize()
+        out = out if self.measures is None else out.cat(self.measures(self.model))
+        rows = self.evals.shape[0]
+        here = (Tensor.arange(rows) == self.eval_counter % rows).reshape(rows, 1)
+        self.evals.assign(here.where(out.reshape(1, -1), self.evals))
+        self.eval_counter.assign(self.eval_counter + 1)
+        Tensor.realize(self.evals, self.eval_counter)
+        return self.eval_counter
+
+    def _run_eval(self) -> int:
+        """Evaluate every test chunk into the device buffer; the number of its first call."""
+        first = self.eval_calls
+        for c in self.test:
+            self.eval_jit(c.x, c.y, c.w)
+        self.eval_calls += len(self.test)
+        return first
+
+    def _eval_values(self, rows: np.ndarray, first: int) -> np.ndarray:
+        chunks = [rows[(first + i) % len(rows)] for i in range(len(self.test))]
+        return combine(chunks, [c.n for c in self.test])
 
     def eval_step(self) -> np.ndarray:
-        """Test loss and accuracy (over the test chunks), weight norm, then the measures if on."""
-        values = [self.eval_jit(c.x, c.y, c.w).numpy() for c in self.test]
-        return combine(values, [c.n for c in self.test])
+        """Test loss and accuracy (over the test chunks), weight norm, then the measures if on; now."""
+        first = self._run_eval()
+        return self._eval_values(self.evals.numpy(), first)
+
+    def fetch(self, upto: int) -> list[tuple[int, np.ndarray]]:
+        """Copy the train rows of steps [log.filled, upto) and the queued evals from the device into the log;
+        the evals' (step, values). Raises _Diverged if a train row is non-finite."""
+        hist = self.hist.numpy() if upto > self.log.filled else None
+        rows = self.evals.numpy() if self.pending else None
+        finite, evals = True, []
+        for step, first in self.pending:  # in step order, as if each had been fetched at its step
+            finite &= self._add_train_rows(hist, step)
+            evals.append((step, self._eval_values(rows, first)))
+            self.log.add_eval(*evals[-1])
+        self.pending = []
+        if not (finite & self._add_train_rows(hist, upto)):
+            raise _Diverged
+        return evals
 
     def batch(self) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor] | None]:
         """Inputs, labels and lookup groups of the next step's batch."""
@@ -152,9 +211,11 @@ class Trainer:
 
     def fetch_train_rows(self, upto: int) -> bool:
         """Copy the train metrics of steps [log.filled, upto) from the device; False if any is non-finite."""
+        return self._add_train_rows(self.hist.numpy() if upto > self.log.filled else None, upto)
+
+    def _add_train_rows(self, hist: np.ndarray | None, upto: int) -> bool:
         if upto <= self.log.filled:
             return True
-        hist = self.hist.numpy()
         rows = hist[[s % self.block for s in range(self.log.filled, upto)]]
         self.log.add_train(rows)
         return bool(np.isfinite(rows).all())
@@ -201,44 +262,75 @@ class Trainer:
         snap_every = self.cfg.train.snapshot_every if snapshot is not None else 0
         first, t0, t_compiled, status = self.step, time.perf_counter(), None, "completed"
         end = steps  # the loop ends with rows [0, end) trained
-        for s in range(first, steps):
-            self.step = s
-            is_checkpoint = checkpoint is not None and every and s % every == 0 and s > first
-            is_eval = s % self.cfg.eval_every == 0 or s == steps - 1
-            is_full = s - log.filled >= self.block  # the device buffer holds no more rows
-            if (is_checkpoint or is_eval or is_full) and not self.fetch_train_rows(s):
-                status = "diverged"
-                break
-            if is_checkpoint:
-                checkpoint()
-            if snap_every and s % snap_every == 0:
-                snapshot(s)
-            if is_eval:
-                log.add_eval(s, self.eval_step())
-                if self.cache is not None:
-                    self.cache.save_once_captured(self)
-                _show(bar, log, s)
-                if self.early_stop.update(s, log.value("test_acc", s)) and s < steps - 1:
-                    status = "stopped_early"  # after this step's update, whose forward gives row s its train metrics
-            _inject_fault(s, self.cfg.seed)
-            self.train_step(*self.batch())
-            if s == first + 1:
-                self.counter.numpy()  # wait for the device so the compile time is honest
-                t_compiled = time.perf_counter()
-            if bar is not None:
-                bar.update(1)
-            if status == "stopped_early":
-                end = s + 1
-                _stopped(bar, s)
-                break
-        if self.cache is not None:
-            self.cache.save_once_captured(self)
-        if status != "diverged":
+        try:
+            for s in range(first, steps):
+                self.step = s
+                is_checkpoint = checkpoint is not None and every and s % every == 0 and s > first
+                if is_checkpoint or s - log.filled >= self.block:  # the train rows' buffer is full
+                    self._sync(s, bar)  # early stopping cannot fire on evals before s (see _sync)
+                if is_checkpoint:
+                    checkpoint()
+                if snap_every and s % snap_every == 0:
+                    snapshot(s)
+                if s % self.cfg.eval_every == 0 or s == steps - 1:
+                    self.pending.append((s, self._run_eval()))
+                    if self.cache is not None:
+                        self.cache.save_once_captured(self)
+                    # stopped after this step's update, whose forward gives row s its train metrics
+                    if self._sync_due(s) and self._sync(s, bar) and s < steps - 1:
+                        status = "stopped_early"
+                _inject_fault(s, self.cfg.seed)
+                self.train_step(*self.batch())
+                if s == first + 1:
+                    self.counter.numpy()  # wait for the device so the compile time is honest
+                    t_compiled = time.perf_counter()
+                if bar is not None:
+                    bar.update(1)
+                if status == "stopped_early":
+                    end = s + 1
+                    _stopped(bar, s)
+                    break
+            if self.cache is not None:
+                self.cache.save_once_captured(self)
             self.step = end
-            status = status if self.fetch_train_rows(end) else "diverged"
+            self.fetch(end)
+        except _Diverged:
+            status = "diverged"
+        except Exception:
+            if self._salvage():  # the run had diverged before it failed
+                status = "diverged"
+            else:
+                raise
         t_end = time.perf_counter()
         t_compiled = t_compiled or t_end
         return Outcome(status, t_compiled - t0, t_end - t_compiled)
+
+    def _salvage(self) -> bool:
+        """After an exception in the loop: fetch what the device still holds; True if it shows divergence."""
+        try:
+            self.fetch(self.step)
+        except _Diverged:
+            return True
+        except Exception:  # noqa: BLE001 - the device may be what failed; the original error is raised
+            pass
+        return False
+
+    def _sync_due(self, step: int) -> bool:
+        """Whether the evals queued so far are fetched at this eval step."""
+        holding = self.early_stop.hold > 0 and self.early_stop.since is not None
+        return holding or len(self.pending) >= self.evals_per_sync or step == self.cfg.steps - 1
+
+    def _sync(self, step: int, bar: tqdm | None) -> bool:
+        """Fetch the rows before `step` and the queued evals; True if early stopping fires on one.
+
+        Exact: once test accuracy holds at a sync, every eval syncs; otherwise a streak that starts
+        after the sync needs train.early_stop steps to fire, more than the evals_per_sync evals
+        until the next sync span. So it can only fire on an eval synced at its own step."""
+        stop = False
+        for s, values in self.fetch(step):
+            stop = self.early_stop.update(s, float(values[1])) or stop
+            _show(bar, self.log.last_train, values)
+        return stop
 
 
 def _inject_fault(step: int, seed: int) -> None:
@@ -254,9 +346,8 @@ def _stopped(bar: tqdm | None, step: int) -> None:
         bar.set_description_str(f"stopped early at step {step}", refresh=False)
 
 
-def _show(bar: tqdm | None, log: MetricsLog, step: int) -> None:
+def _show(bar: tqdm | None, last_train: tuple[float, float] | None, values: np.ndarray) -> None:
     if bar is None:
         return
-    loss, acc = log.value("test_loss", step), log.value("test_acc", step)
-    train = f"train loss {log.last_train[0]:.3g} acc {log.last_train[1]:.3f} | " if log.last_train else ""
-    bar.set_postfix_str(f"{train}test loss {loss:.3g} acc {acc:.3f}", refresh=False)
+    train = f"train loss {last_train[0]:.3g} acc {last_train[1]:.3f} | " if last_train else ""
+    bar.set_postfix_str(f"{train}test loss {values[0]:.3g} acc {values[1]:.3f}", refresh=False)

@@ -70,7 +70,7 @@ def test_a_failed_and_a_diverged_job_do_not_stop_the_sweep(tmp_path):
     failed = sweep / summary.loc[(0.01, 1), "job"]
     result = json.loads((failed / "result.json").read_text())
     assert result["stopped_at_step"] == 12 and "injected failure at step 12" in result["error"]
-    assert len(pd.read_parquet(failed / "metrics.parquet")) == 7  # rows fetched at the last eval, step 7
+    assert len(pd.read_parquet(failed / "metrics.parquet")) == 12  # every row before it, fetched as it failed
     assert "failed: " + summary.loc[(0.01, 1), "job"] in proc.stdout
     assert "3 job(s) failed or diverged" in proc.stderr
 

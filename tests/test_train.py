@@ -15,7 +15,7 @@ from grok_sweep.app import run_job
 from grok_sweep.config import job_device
 from grok_sweep.inputs import eval_chunks
 from grok_sweep.model import cross_entropy
-from grok_sweep.train import Trainer
+from grok_sweep.train import EVAL_ROWS, Trainer, evals_per_sync
 
 COLUMNS = {
     "step": "int64",
@@ -185,3 +185,25 @@ def test_an_eval_in_chunks_gives_the_eval_of_the_whole_test_set():
     chunked.test = eval_chunks(s.x_test, s.y_test, chunked.device, chunk=30)  # 30 + 30 + 8, the last padded
     assert [c.n for c in chunked.test] == [30, 30, 8] and {c.x.shape[0] for c in chunked.test} == {30}
     np.testing.assert_allclose(chunked.eval_step(), whole.eval_step(), rtol=1e-5, atol=1e-6)
+
+
+def test_evals_per_sync_fit_in_the_sync_period_and_in_early_stopping():
+    assert [evals_per_sync(every, hold) for every, hold in [(10, 500), (10, 0), (7, 28), (1000, 500), (1, 0)]] == [
+        10, 10, 4, 1, EVAL_ROWS]  # fmt: skip
+
+
+def test_evals_are_fetched_in_blocks_and_give_the_rows_of_one_fetch_per_eval():
+    cfg = make_cfg(*TINY, "steps=120", "eval_every=5", "train.early_stop=0")  # 25 evals
+    frames, fetches = [], []
+    for per_sync in (None, 1):
+        trainer, calls = Trainer(cfg), []
+        trainer.evals_per_sync = per_sync or trainer.evals_per_sync
+        fetch = trainer.fetch
+        trainer.fetch = lambda upto, fetch=fetch, calls=calls: calls.append(upto) or fetch(upto)
+        trainer.fit()
+        frames.append(trainer.log.frame())
+        fetches.append(calls)
+    assert fetches[0] == [75, 119, 120]  # 16 evals (steps 0..75), the last one, the end
+    assert len(fetches[1]) == 26
+    pd.testing.assert_frame_equal(frames[0], frames[1], check_exact=True)
+    assert frames[0]["test_acc"].notna().sum() == 25
