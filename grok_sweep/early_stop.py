@@ -1,6 +1,7 @@
 """Early stopping: a run ends once test accuracy has held >= a threshold at every eval for `hold` steps.
 
-Judged on the host at eval steps, where the trainer reads the test accuracy anyway. The rule reads
+Judged on the host, eval by eval in step order, as the trainer fetches them (Trainer._sync fetches
+early enough that a run still ends at the eval step the rule names). The rule reads
 the same as detect.sustained_grokking_step on the run so far: the run stops at the first eval step
 s with s - (sustained grokking step so far) >= hold, so a stopped run's phase and grokking steps
 are those of its metrics.
