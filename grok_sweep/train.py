@@ -1,11 +1,8 @@
 """Training: one jitted full-batch AdamW step and one jitted eval step, with fixed shapes.
 
-Both steps write their metrics into small device buffers (a row per step, a row per eval and test
-chunk) that the host fetches in one block at a sync: every SYNC_STEPS steps' worth of evals (at
-most EVAL_ROWS), at checkpoints, when a buffer is full, at the end, and at every eval while early
-stopping may be about to fire (test accuracy held at the last sync). So the loop waits on the
-device only there; syncs fall on the same steps in every run of a config, and a diverged run ends
-at the first sync after its first non-finite train row.
+Both steps write their metrics into rings on the device (device_rows.py) that the host fetches in
+one block at a sync, so the loop waits on the device only there; syncs fall on the same steps in
+every run of a config, and a diverged run ends at the first sync after its first non-finite train row.
 """
 
 from __future__ import annotations
@@ -24,6 +21,7 @@ from tinygrad.nn.state import get_parameters, get_state_dict
 from tqdm import tqdm
 
 from grok_sweep import cpu_graph
+from grok_sweep.device_rows import EVAL_ROWS, HIST_ROWS, SYNC_STEPS, Diverged, Ring, evals_per_sync
 from grok_sweep.early_stop import EarlyStop
 from grok_sweep.grokfast import make_filter
 from grok_sweep.inputs import PAD_TO, combine, eval_chunks, pad
@@ -33,17 +31,6 @@ from grok_sweep.measures import Measures, n_freqs
 from grok_sweep.metrics_log import MetricsLog
 from grok_sweep.model import GPT, cross_entropy
 from grok_sweep.tasks import Split, make_split
-
-
-class _Diverged(Exception):
-    """A fetched train row is not finite."""
-
-
-def evals_per_sync(eval_every: int, hold: int) -> int:
-    """Evals between syncs: SYNC_STEPS steps' worth, at most EVAL_ROWS, and none more than fit in
-    `hold` (train.early_stop) steps (see Trainer._sync); at least one."""
-    n = min(EVAL_ROWS, SYNC_STEPS // eval_every)
-    return max(1, min(n, hold // eval_every) if hold > 0 else n)
 
 
 @dataclass
@@ -56,14 +43,6 @@ class Outcome:
 def _accuracy(logits: Tensor, labels: Tensor, weight: Tensor | None = None) -> Tensor:
     hit = (logits.argmax(axis=-1) == labels).cast(dtypes.float32)
     return hit.mean() if weight is None else (hit * weight).sum() / weight.sum()
-
-
-# the device buffer of train rows between fetches: SYNC_STEPS rows or a fetch period, but no more than this
-HIST_ROWS = 1000
-# evals between syncs: as many as fall in this many steps, at most EVAL_ROWS (and never more than
-# train.early_stop steps' worth, so that a sync comes before early stopping could fire; see _sync)
-SYNC_STEPS = 100
-EVAL_ROWS = 16
 
 
 def job_split(cfg: DictConfig) -> Split:
@@ -111,17 +90,14 @@ class Trainer:
         self.batch_rng = np.random.default_rng(batch_seed)
         self.evals_per_sync = evals_per_sync(cfg.eval_every, cfg.train.early_stop)
         self.block = min(max(SYNC_STEPS, cfg.eval_every), HIST_ROWS)
-        self.hist = Tensor.zeros(self.block, 2, device=dev).contiguous()
-        self.counter = Tensor.zeros(1, dtype=dtypes.int32, device=dev).contiguous()
+        self.train_rows = Ring(self.block, 2, dev)
         n_eval_cols = 3 + (3 + n_freqs(cfg.modulus) if cfg.measures else 0)
-        # EVAL_ROWS whatever evals_per_sync is: jobs that differ in train.early_stop share their compiled steps
-        self.evals = Tensor.zeros(EVAL_ROWS * len(self.test), n_eval_cols, device=dev).contiguous()
-        self.eval_counter = Tensor.zeros(1, dtype=dtypes.int32, device=dev).contiguous()
-        self.eval_calls = 0  # eval JIT calls so far: the next one writes row eval_calls % len(evals)
+        self.eval_rows = Ring(EVAL_ROWS * len(self.test), n_eval_cols, dev)
+        self.eval_calls = 0  # eval JIT calls so far: the number of the next one's row
         self.pending: list[tuple[int, int]] = []  # (step, its first eval call) of evals not fetched yet
         chunks = [t for c in self.test for t in (c.x, c.y, c.w) if t is not None]
-        state = (self.hist, self.counter, self.evals, self.eval_counter)
-        Tensor.realize(*self.params, self.opt.wd, self.x_train, self.y_train, *chunks, *state)
+        rings = (self.train_rows.buf, self.train_rows.counter, self.eval_rows.buf, self.eval_rows.counter)
+        Tensor.realize(*self.params, self.opt.wd, self.x_train, self.y_train, *chunks, *rings)
         self.measures = (
             Measures(cfg.modulus, cfg.operation, s.x_train[:, :2], dev, cfg.train.loss_dtype) if cfg.measures else None
         )
@@ -147,12 +123,9 @@ class Trainer:
             loss.backward()
             for p, g in zip(self.params, self.grad_filter([p.grad for p in self.params]), strict=True):
                 p.grad = g
-            row = Tensor.stack(loss.cast(dtypes.float32), _accuracy(logits, y, w)).reshape(1, 2)
-            here = (Tensor.arange(self.block) == self.counter % self.block).reshape(self.block, 1)
-            self.hist.assign(here.where(row, self.hist))
-            self.counter.assign(self.counter + 1)
-            Tensor.realize(self.hist, self.counter, *self.grad_filter.state().values(), *self.opt.schedule_step())
-        return self.counter
+            row = Tensor.stack(loss.cast(dtypes.float32), _accuracy(logits, y, w))
+            Tensor.realize(*self.train_rows.write(row), *self.grad_filter.state().values(), *self.opt.schedule_step())
+        return self.train_rows.counter
 
     def _eval_step(self, x: Tensor, y: Tensor, w: Tensor | None) -> Tensor:
         logits = self.model(x)
@@ -160,12 +133,8 @@ class Trainer:
         norm = Tensor.stack(*[(p * p).sum() for p in self.params]).sum().sqrt()
         out = Tensor.stack(loss.cast(dtypes.float32), _accuracy(logits, y, w), norm)
         out = out if self.measures is None else out.cat(self.measures(self.model))
-        rows = self.evals.shape[0]
-        here = (Tensor.arange(rows) == self.eval_counter % rows).reshape(rows, 1)
-        self.evals.assign(here.where(out.reshape(1, -1), self.evals))
-        self.eval_counter.assign(self.eval_counter + 1)
-        Tensor.realize(self.evals, self.eval_counter)
-        return self.eval_counter
+        Tensor.realize(*self.eval_rows.write(out))
+        return self.eval_rows.counter
 
     def _run_eval(self) -> int:
         """Evaluate every test chunk into the device buffer; the number of its first call."""
@@ -176,19 +145,18 @@ class Trainer:
         return first
 
     def _eval_values(self, rows: np.ndarray, first: int) -> np.ndarray:
-        chunks = [rows[(first + i) % len(rows)] for i in range(len(self.test))]
-        return combine(chunks, [c.n for c in self.test])
+        return combine(list(Ring.take(rows, first, len(self.test))), [c.n for c in self.test])
 
     def eval_step(self) -> np.ndarray:
         """Test loss and accuracy (over the test chunks), weight norm, then the measures if on; now."""
         first = self._run_eval()
-        return self._eval_values(self.evals.numpy(), first)
+        return self._eval_values(self.eval_rows.buf.numpy(), first)
 
     def fetch(self, upto: int) -> list[tuple[int, np.ndarray]]:
         """Copy the train rows of steps [log.filled, upto) and the queued evals from the device into the log;
-        the evals' (step, values). Raises _Diverged if a train row is non-finite."""
-        hist = self.hist.numpy() if upto > self.log.filled else None
-        rows = self.evals.numpy() if self.pending else None
+        the evals' (step, values). Raises Diverged if a train row is non-finite."""
+        hist = self.train_rows.buf.numpy() if upto > self.log.filled else None
+        rows = self.eval_rows.buf.numpy() if self.pending else None
         finite, evals = True, []
         for step, first in self.pending:  # in step order, as if each had been fetched at its step
             finite &= self._add_train_rows(hist, step)
@@ -196,7 +164,7 @@ class Trainer:
             self.log.add_eval(*evals[-1])
         self.pending = []
         if not (finite & self._add_train_rows(hist, upto)):
-            raise _Diverged
+            raise Diverged
         return evals
 
     def batch(self) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor] | None]:
@@ -211,12 +179,12 @@ class Trainer:
 
     def fetch_train_rows(self, upto: int) -> bool:
         """Copy the train metrics of steps [log.filled, upto) from the device; False if any is non-finite."""
-        return self._add_train_rows(self.hist.numpy() if upto > self.log.filled else None, upto)
+        return self._add_train_rows(self.train_rows.buf.numpy() if upto > self.log.filled else None, upto)
 
     def _add_train_rows(self, hist: np.ndarray | None, upto: int) -> bool:
         if upto <= self.log.filled:
             return True
-        rows = hist[[s % self.block for s in range(self.log.filled, upto)]]
+        rows = Ring.take(hist, self.log.filled, upto - self.log.filled)
         self.log.add_train(rows)
         return bool(np.isfinite(rows).all())
 
@@ -226,7 +194,7 @@ class Trainer:
         st.update({f"opt.m.{i}": t for i, t in enumerate(self.opt.m)})
         st.update({f"opt.v.{i}": t for i, t in enumerate(self.opt.v)})
         st.update(self.grad_filter.state())
-        return {**st, "opt.b1_t": self.opt.b1_t, "opt.b2_t": self.opt.b2_t, "counter": self.counter}
+        return {**st, "opt.b1_t": self.opt.b1_t, "opt.b2_t": self.opt.b2_t, "counter": self.train_rows.counter}
 
     def weights(self) -> dict[str, Tensor]:
         """The model's parameters by name, as a snapshot or load_run reads them."""
@@ -282,7 +250,7 @@ class Trainer:
                 _inject_fault(s, self.cfg.seed)
                 self.train_step(*self.batch())
                 if s == first + 1:
-                    self.counter.numpy()  # wait for the device so the compile time is honest
+                    self.train_rows.counter.numpy()  # wait for the device so the compile time is honest
                     t_compiled = time.perf_counter()
                 if bar is not None:
                     bar.update(1)
@@ -294,7 +262,7 @@ class Trainer:
                 self.cache.save_once_captured(self)
             self.step = end
             self.fetch(end)
-        except _Diverged:
+        except Diverged:
             status = "diverged"
         except Exception:
             if self._salvage():  # the run had diverged before it failed
@@ -309,7 +277,7 @@ class Trainer:
         """After an exception in the loop: fetch what the device still holds; True if it shows divergence."""
         try:
             self.fetch(self.step)
-        except _Diverged:
+        except Diverged:
             return True
         except Exception:  # noqa: BLE001 - the device may be what failed; the original error is raised
             pass

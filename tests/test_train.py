@@ -13,9 +13,10 @@ from grok_sweep import cpu_graph
 from grok_sweep import model as model_module
 from grok_sweep.app import run_job
 from grok_sweep.config import job_device
+from grok_sweep.device_rows import EVAL_ROWS, evals_per_sync
 from grok_sweep.inputs import eval_chunks
 from grok_sweep.model import cross_entropy
-from grok_sweep.train import EVAL_ROWS, Trainer, evals_per_sync
+from grok_sweep.train import Trainer
 
 COLUMNS = {
     "step": "int64",
