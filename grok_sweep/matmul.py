@@ -17,6 +17,7 @@ fall back to the plain tinygrad expression, which a test checks these kernels ag
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 from tinygrad import Tensor, UOp
 from tinygrad.codegen.opt import Opt, OptOps
@@ -80,10 +81,10 @@ def _body(kind: str, name: str, shape: tuple[int, int], red: int, a: Read, b: Re
 
 
 def _matmul(kind: str, name: str, shape: tuple[int, int], red: int, a: Read, b: Read, *srcs: Tensor,
-            mask: Read | None = None) -> Tensor:  # fmt: skip
-    """The kernel of _body on srcs = A, B[, M], without a gradient."""
+            mask: Read | None = None, grad: Callable | None = None) -> Tensor:  # fmt: skip
+    """The kernel of _body on srcs = A, B[, M], with `grad` as its gradient (none without)."""
     out = Tensor.empty(*shape, device=srcs[0].device, dtype=srcs[0].dtype)
-    return out.custom_kernel(*srcs, fxn=_body(kind, name, shape, red, a, b, mask))[0]
+    return out.custom_kernel(*srcs, fxn=_body(kind, name, shape, red, a, b, mask), grad_fxn=grad)[0]
 
 
 def _plan(x: Tensor, w: Tensor) -> dict[str, tuple[tuple[int, int], int]]:
@@ -105,11 +106,8 @@ def matmul(x: Tensor, w: Tensor, relu: bool = False) -> Tensor:
     if not fits(x, w):
         return (x.relu() if relu else x) @ w
     x, w = x.contiguous(), w.contiguous()
-    shape, red = _plan(x, w)["mm"]
-    out = Tensor.empty(*shape, device=x.device, dtype=x.dtype)
-    body = _body("mm", "relu_mm" if relu else "mm", shape, red, _relu_at if relu else _at, _at)
-    grad = _relu_matmul_grad if relu else _matmul_grad
-    return out.custom_kernel(x, w, fxn=body, grad_fxn=grad)[0]
+    name, a = ("relu_mm", _relu_at) if relu else ("mm", _at)
+    return _matmul("mm", name, *_plan(x, w)["mm"], a, _at, x, w, grad=partial(_grads, relu=relu))
 
 
 def relu_matmul(x: Tensor, w: Tensor) -> Tensor:
@@ -128,11 +126,3 @@ def _grads(grad: UOp, call: UOp, relu: bool) -> tuple[UOp | None, ...]:
     # dw = relu(x).T @ g, x read down its columns
     dw = _matmul("mm_dw", "relu_mm_dw" if relu else "mm_dw", *plan["mm_dw"], _relu_at_t if relu else _at_t, _at, x, g)
     return None, dx.uop, dw.uop
-
-
-def _matmul_grad(grad: UOp, call: UOp) -> tuple[UOp | None, ...]:
-    return _grads(grad, call, relu=False)
-
-
-def _relu_matmul_grad(grad: UOp, call: UOp) -> tuple[UOp | None, ...]:
-    return _grads(grad, call, relu=True)

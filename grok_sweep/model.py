@@ -194,13 +194,13 @@ class GPT:
 
         tables, last = Tensor.stack(*[project(v) for v in values]), project(resid @ blk.wv)[0]
 
-        # the MLP's inputs and the logits' linear part as two lookups: one (batch, mlp + classes)
-        # gradient would be a concatenation, which slows the matmul kernel that writes it
         # the "=" key's rows and the rows every example adds, as one (batch, 8) @ (8, n) product: ones
-        # in column heads, zeros after; tinygrad reduced their gradients over the batch at 0.3-2 GFLOP/s
+        # in column heads, zeros after; tinygrad reduced their gradients over the batch at 0-5 GFLOP/s
         extra = -(heads + 1) % 8
         lhs = weights[:, 2].pad(((0, 0), (0, 1)), value=1.0).pad(((0, 0), (0, extra)))
 
+        # the MLP's inputs and the logits' linear part as two lookups: one (batch, mlp + classes)
+        # gradient would be a concatenation, which slows the matmul kernel that writes it
         def mixed(cols: slice, fixed: Tensor) -> Tensor:
             t, w = tables[..., cols], weights[:, :2]
             rows = mix_rows(t, w, idx) if groups is None else mix_rows_grouped(t, w, idx, groups)

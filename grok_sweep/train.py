@@ -294,10 +294,11 @@ class Trainer:
         Exact: once test accuracy holds at a sync, every eval syncs; otherwise a streak that starts
         after the sync needs train.early_stop steps to fire, more than the evals_per_sync evals
         until the next sync span. So it can only fire on an eval synced at its own step."""
-        stop = False
-        for s, values in self.fetch(step):
+        stop, evals = False, self.fetch(step)
+        for s, values in evals:
             stop = self.early_stop.update(s, float(values[1])) or stop
-            _show(bar, self.log.last_train, values)
+        if evals:
+            _show(bar, self.log.last_train, evals[-1][1])
         return stop
 
 
