@@ -14,6 +14,7 @@ from grok_sweep.app import RUNNING_ELSEWHERE, run_job
 from grok_sweep.cli import check_command_line
 from grok_sweep.config import ConfigError, register
 from grok_sweep.files import WriteError
+from grok_sweep.live import quiet_console
 from grok_sweep.store import COMPLETED
 
 register()
@@ -26,11 +27,13 @@ CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 def main(cfg: DictConfig) -> None:
     hydra_cfg = HydraConfig.get()
     out_dir = Path(hydra_cfg.runtime.output_dir)
+    single = hydra_cfg.mode == RunMode.RUN
+    quiet_console(multirun=not single)  # a sweep's jobs show in its view, not as bars and log lines
     try:
-        result = run_job(cfg, out_dir, job_num=OmegaConf.select(hydra_cfg.job, "num", default=0) or 0)
+        result = run_job(cfg, out_dir, progress=single, job_num=OmegaConf.select(hydra_cfg.job, "num", default=0) or 0)
     except ConfigError as err:
         sys.exit(f"grok_sweep: error: {err}")
-    if hydra_cfg.mode != RunMode.RUN:  # a multirun is aggregated once, by its callback
+    if not single:  # a multirun is aggregated once, by its callback
         return
     if result["status"] == RUNNING_ELSEWHERE:
         sys.exit(f"grok_sweep: error: {out_dir} is being trained by {result['holder']} right now; "

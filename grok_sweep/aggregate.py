@@ -205,13 +205,30 @@ def main(argv: Optional[list[str]] = None) -> None:
     ap.add_argument("--delay-ratio", type=float, default=DEFAULT_RULE.delay_ratio,
                     help="grokking: sustained grokking step >= this x memorization step ...")  # fmt: skip
     ap.add_argument("--min-delay", type=int, default=DEFAULT_RULE.min_delay, help="... and >= this many steps after")
+    ap.add_argument("--watch", action="store_true",
+                    help="show the sweep's jobs live until every planned job has ended, then aggregate")  # fmt: skip
     args = ap.parse_args(argv)
     if not 0 < args.threshold <= 1:
         ap.error(f"--threshold {args.threshold}: must be in (0, 1]")
     try:
+        if args.watch:
+            _watch(args.sweep_dir)
         aggregate(args.sweep_dir, args.rows, args.cols, Rule(args.threshold, args.delay_ratio, args.min_delay))
     except AggregateError as err:
         sys.exit(f"grok_sweep.aggregate: error: {err}")
+
+
+def _watch(root: Path) -> None:
+    from grok_sweep.live import watch
+
+    if not root.is_dir():
+        raise AggregateError(f"{root}: no such folder")
+    if not (root / "multirun.yaml").exists() and not find_jobs(root):
+        raise AggregateError(f"{root}: not a sweep (no multirun.yaml and no job folders); nothing to watch")
+    try:
+        watch(root)
+    except KeyboardInterrupt:
+        sys.exit("grok_sweep.aggregate: stopped watching; the jobs go on (watch again, or aggregate later)")
 
 
 if __name__ == "__main__":

@@ -18,10 +18,10 @@ from typing import Any, Optional
 
 from omegaconf import DictConfig, OmegaConf
 from tinygrad.helpers import PARALLEL, Context
-from tqdm import tqdm
 
 from grok_sweep.config import ConfigError, first_line, job_device, validate
 from grok_sweep.files import WriteError, disk_problem
+from grok_sweep.job_status import JobStatus
 from grok_sweep.lock import JobLock, held_by
 from grok_sweep.metrics_log import write_metrics
 from grok_sweep.resources import memory_problem, physical_bytes
@@ -47,6 +47,7 @@ RUNNING_ELSEWHERE = "running_elsewhere"  # what run_job returns for a job anothe
 def run_job(cfg: DictConfig, out_dir: Path, progress: bool = True, job_num: int = 0) -> dict[str, Any]:
     """Train one job as configured (or finish it); returns what it wrote to result.json.
 
+    `progress` shows a tqdm bar; either way the job keeps its status.json up to date (job_status.py).
     `job_num` is the job's number in its sweep; with train.devices > 1 it picks the job's device."""
     # in a launcher's worker process (joblib) tinygrad's compile pool can't start (nor would it help: the
     # launcher already uses every core)
@@ -88,7 +89,7 @@ def _train_locked(cfg: DictConfig, out_dir: Path, progress: bool, job_num: int) 
         if not (why := disk_problem(err)):
             log.exception("job could not start")
             why = f"{type(err).__name__}: {first_line(err)}"
-        return _not_started(why, config, out_dir)
+        return _not_started(why, cfg.steps, config, out_dir)
     resumed = _resume(trainer, config, out_dir)
     trainer.log.attach(out_dir)  # full blocks of metrics go to disk as they fill
 
@@ -99,21 +100,20 @@ def _train_locked(cfg: DictConfig, out_dir: Path, progress: bool, job_num: int) 
     def snapshot(step: int) -> None:
         write_snapshot(trainer.weights(), step, cfg.steps, out_dir)
 
-    bar = tqdm(total=cfg.steps, initial=trainer.step, desc="train", unit="step", disable=not progress,
-               mininterval=0.5, dynamic_ncols=True)  # fmt: skip
+    status = JobStatus(out_dir, cfg.steps, trainer.step, bar=progress)
     try:
-        with bar:
-            outcome = trainer.fit(bar, checkpoint, snapshot)
+        outcome = trainer.fit(status, checkpoint, snapshot)
         write_metrics(trainer.log, out_dir)
         write_final(trainer.weights(), trainer.step, out_dir)
     except Exception as err:  # keep what was measured and let the other jobs of a sweep run
-        return _failed(cfg, trainer, err, time.perf_counter() - t0, config, resumed, out_dir)
+        return _failed(cfg, trainer, err, time.perf_counter() - t0, config, resumed, out_dir, status)
     timings = {"compile_time_s": outcome.compile_time_s, "loop_time_s": outcome.loop_time_s}
     result = _result(cfg, outcome.status, trainer, time.perf_counter() - t0, timings, config, resumed)
     try:
         write_result(result, out_dir)
     except WriteError as err:
-        return _failed(cfg, trainer, err, time.perf_counter() - t0, config, resumed, out_dir)
+        return _failed(cfg, trainer, err, time.perf_counter() - t0, config, resumed, out_dir, status)
+    status.finish(result, _frame(trainer))
     if not cfg.train.keep_checkpoint:
         (out_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
     log.info("%s after %d steps in %.1f s (%s steps/s, compile %.1f s): %s", result["status"],
@@ -123,7 +123,7 @@ def _train_locked(cfg: DictConfig, out_dir: Path, progress: bool, job_num: int) 
 
 
 def _failed(cfg: DictConfig, trainer: Trainer, err: Exception, wall: float, config: str, resumed: Optional[int],
-            out_dir: Path) -> dict[str, Any]:  # fmt: skip
+            out_dir: Path, status: JobStatus) -> dict[str, Any]:  # fmt: skip
     """Record a job that raised: its metrics, weights and result.json, as far as the disk still takes them."""
     disk = disk_problem(err)
     if disk:  # a full disk or an unwritable folder: one line, and write no more than the result
@@ -135,17 +135,28 @@ def _failed(cfg: DictConfig, trainer: Trainer, err: Exception, wall: float, conf
     result["error"] = disk or f"{type(err).__name__}: {err}"
     if disk:
         _best_effort(write_result, result, out_dir)
+        status.finish(result)
         return result
     _best_effort(write_metrics, trainer.log, out_dir)
     _best_effort(write_result, result, out_dir)
     _best_effort(lambda w, d: write_final(w, trainer.step, d), trainer.weights(), out_dir)
+    status.finish(result, _frame(trainer))
     return result
 
 
-def _not_started(error: str, config: str, out_dir: Path) -> dict[str, Any]:
+def _frame(trainer: Trainer) -> Any:
+    """The job's metrics as a DataFrame, for its final phase; None if they cannot be read back."""
+    try:
+        return trainer.log.frame()
+    except Exception:  # noqa: BLE001 - the status file then shows the phase seen so far
+        return None
+
+
+def _not_started(error: str, steps: int, config: str, out_dir: Path) -> dict[str, Any]:
     log.error("job not started: %s", error)
     result = {"status": "failed", "stopped_at_step": 0, "steps_run": 0, "error": error, "config": config}
     _best_effort(write_result, result, out_dir)
+    JobStatus(out_dir, steps).finish(result)
     return result
 
 

@@ -18,7 +18,6 @@ from omegaconf import DictConfig
 from tinygrad import Context, Tensor, TinyJit, dtypes
 from tinygrad.nn.optim import AdamW
 from tinygrad.nn.state import get_parameters, get_state_dict
-from tqdm import tqdm
 
 from grok_sweep import cpu_graph
 from grok_sweep.device_rows import EVAL_ROWS, HIST_ROWS, SYNC_STEPS, Diverged, Ring, evals_per_sync
@@ -26,6 +25,7 @@ from grok_sweep.early_stop import EarlyStop
 from grok_sweep.grokfast import make_filter
 from grok_sweep.inputs import PAD_TO, combine, eval_chunks, pad
 from grok_sweep.jit_cache import JitCache
+from grok_sweep.job_status import JobStatus
 from grok_sweep.lookup import make_groups
 from grok_sweep.measures import Measures, n_freqs
 from grok_sweep.metrics_log import MetricsLog
@@ -215,16 +215,16 @@ class Trainer:
         else:  # a checkpoint from before the state was kept: replay the eval rows
             self.early_stop.restore(self.log.column("test_acc")[: self.step])
 
-    def fit(self, bar: tqdm | None = None, checkpoint: Callable[[], None] | None = None,
+    def fit(self, progress: JobStatus | None = None, checkpoint: Callable[[], None] | None = None,
             snapshot: Callable[[int], None] | None = None) -> Outcome:  # fmt: skip
-        """Train from self.step to cfg.steps; `checkpoint` is called every train.checkpoint_every steps,
-        `snapshot(step)` every train.snapshot_every steps, before that step's update."""
+        """Train from self.step to cfg.steps, reporting to `progress`; `checkpoint` is called every
+        train.checkpoint_every steps, `snapshot(step)` every train.snapshot_every steps, before that step's update."""
         flush = self.cfg.train.flush_denormals and self.on_cpu
         # only the first calls compile; BEAM picks their kernels
         with Context(BEAM=self.cfg.train.beam), cpu_graph.flush_denormals(flush):
-            return self._fit(bar, checkpoint, snapshot)
+            return self._fit(progress, checkpoint, snapshot)
 
-    def _fit(self, bar: tqdm | None, checkpoint: Callable[[], None] | None,
+    def _fit(self, progress: JobStatus | None, checkpoint: Callable[[], None] | None,
              snapshot: Callable[[int], None] | None) -> Outcome:  # fmt: skip
         steps, every, log = self.cfg.steps, self.cfg.train.checkpoint_every, self.log
         snap_every = self.cfg.train.snapshot_every if snapshot is not None else 0
@@ -235,7 +235,7 @@ class Trainer:
                 self.step = s
                 is_checkpoint = checkpoint is not None and every and s % every == 0 and s > first
                 if is_checkpoint or s - log.filled >= self.block:  # the train rows' buffer is full
-                    self._sync(s, bar)  # early stopping cannot fire on evals before s (see _sync)
+                    self._sync(s, progress)  # early stopping cannot fire on evals before s (see _sync)
                 if is_checkpoint:
                     checkpoint()
                 if snap_every and s % snap_every == 0:
@@ -245,18 +245,19 @@ class Trainer:
                     if self.cache is not None:
                         self.cache.save_once_captured(self)
                     # stopped after this step's update, whose forward gives row s its train metrics
-                    if self._sync_due(s) and self._sync(s, bar) and s < steps - 1:
+                    if self._sync_due(s) and self._sync(s, progress) and s < steps - 1:
                         status = "stopped_early"
                 _inject_fault(s, self.cfg.seed)
                 self.train_step(*self.batch())
                 if s == first + 1:
                     self.train_rows.counter.numpy()  # wait for the device so the compile time is honest
                     t_compiled = time.perf_counter()
-                if bar is not None:
-                    bar.update(1)
+                if progress is not None:
+                    progress.advance()
                 if status == "stopped_early":
                     end = s + 1
-                    _stopped(bar, s)
+                    if progress is not None:
+                        progress.stopped(s)
                     break
             if self.cache is not None:
                 self.cache.save_once_captured(self)
@@ -288,7 +289,7 @@ class Trainer:
         holding = self.early_stop.hold > 0 and self.early_stop.since is not None
         return holding or len(self.pending) >= self.evals_per_sync or step == self.cfg.steps - 1
 
-    def _sync(self, step: int, bar: tqdm | None) -> bool:
+    def _sync(self, step: int, progress: JobStatus | None) -> bool:
         """Fetch the rows before `step` and the queued evals; True if early stopping fires on one.
 
         Exact: once test accuracy holds at a sync, every eval syncs; otherwise a streak that starts
@@ -297,8 +298,8 @@ class Trainer:
         stop, evals = False, self.fetch(step)
         for s, values in evals:
             stop = self.early_stop.update(s, float(values[1])) or stop
-        if evals:
-            _show(bar, self.log.last_train, evals[-1][1])
+        if evals and progress is not None:
+            progress.evals(self.log.last_train, evals)
         return stop
 
 
@@ -308,15 +309,3 @@ def _inject_fault(step: int, seed: int) -> None:
     spec = os.environ.get("GROK_SWEEP_FAIL_AT_STEP")
     if spec and spec in (str(step), f"{step}:{seed}"):
         raise RuntimeError(f"injected failure at step {step} (GROK_SWEEP_FAIL_AT_STEP={spec})")
-
-
-def _stopped(bar: tqdm | None, step: int) -> None:
-    if bar is not None:
-        bar.set_description_str(f"stopped early at step {step}", refresh=False)
-
-
-def _show(bar: tqdm | None, last_train: tuple[float, float] | None, values: np.ndarray) -> None:
-    if bar is None:
-        return
-    train = f"train loss {last_train[0]:.3g} acc {last_train[1]:.3f} | " if last_train else ""
-    bar.set_postfix_str(f"{train}test loss {values[0]:.3g} acc {values[1]:.3f}", refresh=False)

@@ -25,11 +25,24 @@ GRID = ["weight_decay=0.1,1.0", "train_ratio=0.4,0.6", *(o for o in TINY if not 
 TIMINGS = ["wall_time_s", "steps_per_s"]  # the only columns allowed to differ between launchers
 
 
-def multirun(sweep: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+def multirun(sweep: Path, *args: str, timeout: int = 600) -> str:
+    """Run the grid with its output to a file, as a log (CI, SLURM, `> log`) takes it; returns the log."""
     cmd = [sys.executable, "-m", "grok_sweep", "-m", *GRID, *args, f"hydra.sweep.dir={sweep}"]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    return proc
+    log = sweep.parent / f"{sweep.name}.log"
+    with open(log, "w") as out:
+        proc = subprocess.run(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, timeout=timeout)
+    text = log.read_text()
+    assert proc.returncode == 0, text[-5000:]
+    return text
+
+
+def assert_status_lines(log: str) -> None:
+    """The sweep's status lines read top to bottom: no bar redrawn in place, one "finished" line per job."""
+    assert "\r" not in log
+    finished = [line for line in log.splitlines() if ": finished (done) at step 40/40, phase " in line]
+    jobs = [f"train_ratio={r},weight_decay={w}" for r in ("0.4", "0.6") for w in ("0.1", "1.0")]
+    assert sorted(line.split("] ", 1)[1].split(":", 1)[0] for line in finished) == sorted(jobs), log[-3000:]
+    assert "jobs 4/4 done" in log
 
 
 def results(sweep: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -50,21 +63,30 @@ def needs(module: str) -> pytest.MarkDecorator:
 
 
 @pytest.fixture(scope="module")
-def joblib_sweep(tmp_path_factory) -> Path:
+def joblib_log(tmp_path_factory) -> tuple[Path, str]:
     sweep = tmp_path_factory.mktemp("joblib") / "sweep"
-    multirun(sweep)  # joblib is the default launcher
-    return sweep
+    return sweep, multirun(sweep)  # joblib is the default launcher
+
+
+@pytest.fixture(scope="module")
+def joblib_sweep(joblib_log) -> Path:
+    return joblib_log[0]
+
+
+def test_a_sweep_logged_to_a_file_has_one_finished_line_per_job(joblib_log):
+    assert_status_lines(joblib_log[1])
 
 
 def test_joblib_matches_the_basic_launcher(joblib_sweep, tmp_path):
-    multirun(tmp_path / "basic", "hydra/launcher=basic")
+    assert_status_lines(multirun(tmp_path / "basic", "hydra/launcher=basic"))
     assert_same(joblib_sweep, tmp_path / "basic")
 
 
 @needs("hydra_plugins.hydra_submitit_launcher")
 def test_submitit_local_matches_joblib(joblib_sweep, tmp_path):
-    proc = multirun(tmp_path / "submitit", "hydra/launcher=submitit_local")
-    assert "phase table" in proc.stdout  # aggregated by the submitting process once the jobs were done
+    log = multirun(tmp_path / "submitit", "hydra/launcher=submitit_local")
+    assert "phase table" in log  # aggregated by the submitting process once the jobs were done
+    assert_status_lines(log)  # its view followed the jobs while it waited
     assert (tmp_path / "submitit" / ".submitit").is_dir()
     assert_same(joblib_sweep, tmp_path / "submitit")
 
@@ -97,8 +119,9 @@ def test_aggregate_reads_a_sweep_while_its_jobs_run(tmp_path):
 @needs("hydra_plugins.hydra_submitit_launcher")
 def test_real_slurm_matches_joblib(joblib_sweep, tmp_path):
     sweep = tmp_path / "slurm"
-    proc = multirun(sweep, "hydra/launcher=slurm", "hydra.launcher.timeout_min=10")
-    print(proc.stdout)  # the submitting process's log: job ids, the phase table (shown with pytest -s)
+    log = multirun(sweep, "hydra/launcher=slurm", "hydra.launcher.timeout_min=10")
+    print(log)  # the submitting process's log: job ids, status lines, the phase table (shown with pytest -s)
+    assert_status_lines(log)
     slurm_ids = {json.loads(p.read_text())["slurm_job_id"] for p in sweep.glob("*/result.json")}
     assert len(slurm_ids) == 4 and None not in slurm_ids, "each job ran as its own SLURM job"
     assert_same(joblib_sweep, sweep)
@@ -114,6 +137,7 @@ def test_ray_matches_joblib(joblib_sweep, tmp_path):
         socket.create_connection((host, int(port)), timeout=5).close()
     except OSError as err:
         pytest.fail(f"no Ray head at {address} ({err}); start one with: bash .ci/ray-up")
-    proc = multirun(sweep, "hydra/launcher=ray_cluster", f"hydra.launcher.ray.init.address={address}")
-    print(proc.stdout)
+    log = multirun(sweep, "hydra/launcher=ray_cluster", f"hydra.launcher.ray.init.address={address}")
+    print(log)
+    assert_status_lines(log)
     assert_same(joblib_sweep, sweep)
