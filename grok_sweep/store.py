@@ -176,8 +176,13 @@ def planned_jobs(root: Path) -> tuple[list[frozenset[str]], list[str]]:
     path = root / "multirun.yaml"
     if not path.exists():
         return [], []
+    return plan(list(OmegaConf.load(path).hydra.overrides.task))
+
+
+def plan(overrides: list[str]) -> tuple[list[frozenset[str]], list[str]]:
+    """The jobs a multirun's task overrides ask for, and the keys they sweep."""
     from grok_sweep.cli import expand_sweep
 
-    parsed, jobs = expand_sweep(list(OmegaConf.load(path).hydra.overrides.task))
+    parsed, jobs = expand_sweep(overrides)
     swept = [o.get_key_element().lstrip("+~") for o in parsed if o.is_sweep_override()]
     return [frozenset(job) for job in jobs], swept

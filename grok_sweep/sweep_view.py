@@ -59,11 +59,9 @@ class Sweep:
     @classmethod
     def from_overrides(cls, root: Path, overrides: list[str]) -> Sweep:
         """A sweep about to start: its jobs from the command line's task overrides."""
-        from grok_sweep.cli import expand_sweep
+        from grok_sweep.store import plan
 
-        parsed, jobs = expand_sweep(overrides)
-        swept = [o.get_key_element().lstrip("+~") for o in parsed if o.is_sweep_override()]
-        return cls(root, [frozenset(j) for j in jobs], swept)
+        return cls(root, *plan(overrides))
 
     def label(self, overrides: frozenset[str]) -> str:
         """The job's swept overrides, sorted as Hydra sorts a folder name (all of them if none is swept)."""
