@@ -5,7 +5,8 @@ new JIT, even when its own cache already holds the compiled kernels. A captured 
 kernels with their machine code, and the buffers it touches (the ones it only computes into without
 their contents). An entry is that pickle, keyed by whatever shapes the kernels: the config without
 seed, split ratio, weight decay and host-only keys, the shapes of the JIT inputs, the device and its
-graph runner, and the versions of tinygrad, Python and grok_sweep's own source. On load, the
+graph runner, the host CPU (its kernels are compiled for it), and the versions of tinygrad, Python and
+grok_sweep's own source. On load, the
 trainer's tensors (weights, optimizer moments, masks, named by attribute path) are copied into the
 JIT's buffers and then point at them, so the JIT reads and writes the trainer's state, exactly as if
 it had captured it.
@@ -65,6 +66,19 @@ def code_version() -> str:
     return h.hexdigest()[:16]
 
 
+@functools.cache
+def cpu_identity() -> str:
+    """The host CPU's model and instruction sets: tinygrad compiles CPU kernels for the host (-march=native), so
+    an entry written on another CPU (a home folder shared by a cluster's nodes) may not run here."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:  # not Linux: the processor's name is what the platform tells
+        return f"{platform.machine()} {platform.processor()}"
+    keys = {"model name", "flags", "Features", "CPU implementer", "CPU part"}  # x86 and ARM spellings
+    kept = sorted({line for line in lines if line.split(":")[0].strip() in keys})
+    return hashlib.sha256("\n".join(kept).encode()).hexdigest()[:16]
+
+
 def entry_key(cfg: DictConfig, inputs: list[Tensor], device: str) -> str:
     plain = OmegaConf.to_container(cfg, resolve=True)
     kernels = {k: v for k, v in plain.items() if k not in HOST_ONLY}
@@ -72,7 +86,8 @@ def entry_key(cfg: DictConfig, inputs: list[Tensor], device: str) -> str:
     graph = graph_class(Device[device])  # a JIT captured with a graph runner replays through it
     what = {"cfg": kernels, "inputs": [(t.shape, str(t.dtype)) for t in inputs], "device": device,
             "graph": None if graph is None else f"{graph.__module__}.{graph.__qualname__}",
-            "tinygrad": (version("tinygrad"), tinygrad.__file__), "python": platform.python_version(),
+            "cpu": cpu_identity(), "tinygrad": (version("tinygrad"), tinygrad.__file__),
+            "python": platform.python_version(),
             "code": code_version()}  # fmt: skip
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:32]
 

@@ -66,6 +66,15 @@ def test_the_key_holds_what_shapes_the_kernels_and_not_the_seed():
     assert key != jit_cache.entry_key(make_cfg(*TINY), inputs, "CPU:1")
 
 
+def test_an_entry_made_on_another_cpu_is_not_used(monkeypatch):
+    # kernels are compiled for the host CPU: a home folder shared by a cluster's nodes must not mix them
+    inputs = [Tensor.zeros(4, 3)]
+    key = jit_cache.entry_key(make_cfg(*TINY), inputs, "CPU")
+    assert jit_cache.cpu_identity() == jit_cache.cpu_identity.__wrapped__()
+    monkeypatch.setattr(jit_cache, "cpu_identity", lambda: "another cpu")
+    assert key != jit_cache.entry_key(make_cfg(*TINY), inputs, "CPU")
+
+
 def test_a_jit_that_reads_an_unnamed_tensor_is_not_saved(cache):
     named, hidden = Tensor.ones(4).contiguous().realize(), Tensor.full((4,), 2.0).contiguous().realize()
     entry = jit_cache.JitCache(make_cfg(*TINY), [named], "CPU")
