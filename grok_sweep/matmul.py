@@ -24,6 +24,8 @@ from tinygrad import Tensor, UOp
 from tinygrad.codegen.opt import Opt, OptOps
 from tinygrad.uop.ops import AxisType, KernelInfo, Ops
 
+from grok_sweep import cpu_kernels
+
 Read = Callable[[UOp, UOp, UOp], UOp]  # (operand, row range, column range) -> its value there
 
 # (output columns in one vector, output rows, reduction unroll) per kernel, tuned on nanda2023's shapes;
@@ -50,6 +52,14 @@ def _relu_at_t(t: UOp, r: UOp, c: UOp) -> UOp:
 
 def _positive(t: UOp, r: UOp, c: UOp) -> UOp:
     return t[r, c] > 0.0
+
+
+_C_READS = {
+    _at: (False, False),
+    _at_t: (True, False),
+    _relu_at: (False, True),
+    _relu_at_t: (True, True),
+}  # transposed, relu
 
 
 def _schedule(kind: str, rows: int, cols: int, red: int) -> tuple[Opt, ...] | None:
@@ -85,7 +95,11 @@ def _matmul(kind: str, name: str, shape: tuple[int, int], red: int, a: Read, b: 
             mask: Read | None = None, grad: Callable | None = None) -> Tensor:  # fmt: skip
     """The kernel of _body on srcs = A, B[, M], with `grad` as its gradient (none without)."""
     out = Tensor.empty(*shape, device=srcs[0].device, dtype=srcs[0].dtype)
-    return out.custom_kernel(*srcs, fxn=_body(kind, name, shape, red, a, b, mask), grad_fxn=grad)[0]
+    fxn = None
+    if cpu_kernels.usable(out.device) and b is _at and a in _C_READS:  # the same sums in vector C (cpu_kernels.py)
+        fxn = cpu_kernels.kernel(f"{name}_{shape[0]}_{shape[1]}_{red}", shape, red, *_C_READS[a], mask is not None)
+    fxn = fxn or _body(kind, name, shape, red, a, b, mask)
+    return out.custom_kernel(*srcs, fxn=fxn, grad_fxn=grad)[0]
 
 
 def _plan(x: Tensor, w: Tensor) -> dict[str, tuple[tuple[int, int], int]]:

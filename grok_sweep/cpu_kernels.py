@@ -1,0 +1,92 @@
+"""matmul.py's products as C kernels for tinygrad's CPU device, written with 8-float vectors.
+
+tinygrad renders a CPU kernel as scalar C and leaves the vectors to clang's SLP vectorizer, which
+packed matmul.py's tiles into 4-float (128-bit) FMAs on an AVX2 CPU: 15-25 GFLOP/s where the same
+loop written with clang's 8-float vector type runs at 33-48. So on the CPU each product is this C
+source, handed to tinygrad as an uncompiled PROGRAM through Tensor.custom_kernel: tinygrad compiles
+it with its own clang and flags (-O2 -march=native), caches it and replays it like its own kernels.
+
+A kernel computes out[i, j] = sum over k, in order, of a(i, k) * B[k, j] (one FMA per product,
+as clang contracts tinygrad's own kernels), for a tile of output rows by 8 or 16 columns; a(i, k)
+is A[i, k] or A[k, i], through a ReLU if asked (`a < 0 ? 0 : a`, as tinygrad renders it), and
+out[i, j] is 0 where a mask M[i, j] is not > 0. Same operations in the same order as matmul.py's
+UOp kernels, so the same bits, which a test checks.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+from tinygrad import Device, UOp
+from tinygrad.renderer import Estimates
+from tinygrad.renderer.cstyle import ClangRenderer
+from tinygrad.uop.ops import KernelInfo, Ops, ProgramInfo
+
+ACCUMULATORS = 8  # 8-float vectors summed at once: enough independent FMAs in flight, few enough for 16 registers
+
+HEAD = """typedef float f8 __attribute__((aligned(4), ext_vector_type(8)));
+typedef int i8 __attribute__((aligned(4), ext_vector_type(8)));
+"""
+
+
+@functools.cache
+def usable(device: str) -> bool:
+    """Whether `device` compiles C source with clang (tinygrad's CPU device does; its LLVM and X86 backends don't)."""
+    return device.split(":")[0] == "CPU" and type(Device[device].renderer) is ClangRenderer
+
+
+def tile(rows: int, cols: int) -> tuple[int, int] | None:
+    """(output rows, 8-float vectors per row) of a kernel's tile for an output of rows x cols; None if no tile fits."""
+    if cols % 8:
+        return None
+    vectors = 2 if cols % 16 == 0 else 1
+    tile_rows = next(r for r in (ACCUMULATORS // vectors, 4, 2, 1) if rows % r == 0)
+    return tile_rows, vectors
+
+
+def source(name: str, shape: tuple[int, int], red: int, transposed: bool, relu: bool, masked: bool) -> str:
+    """The kernel's C source (see the module's docstring); the shape must have a tile."""
+    (rows, cols), (tr, nv) = shape, tile(*shape)
+    acc = [[f"c{r}_{v}" for v in range(nv)] for r in range(tr)]
+    a_at = "A[k*{R} + i + {r}]" if transposed else "A[(i + {r})*{K} + k]"
+    params = "float* restrict out, float* restrict A, float* restrict B" + ", float* restrict M" * masked
+    lines = [
+        f"void {name}({params}) {{",
+        f"  for (int i = 0; i < {rows}; i += {tr}) for (int j = 0; j < {cols}; j += {8 * nv}) {{",
+        f"    f8 {', '.join(f'{c} = 0' for row in acc for c in row)};",
+        f"    for (int k = 0; k < {red}; k++) {{",
+        f"      f8 {', '.join(f'b{v} = *(f8*)(B + k*{cols} + j + {8 * v})' for v in range(nv))};",
+    ]
+    for r in range(tr):
+        relu_r = f" a{r} = a{r} < 0.0f ? 0.0f : a{r};" if relu else ""
+        lines.append(f"      float a{r} = {a_at.format(R=rows, K=red, r=r)};{relu_r}")
+        lines.append("      " + " ".join(f"{acc[r][v]} += a{r} * b{v};" for v in range(nv)))
+    lines.append("    }")
+    for r in range(tr):
+        for v in range(nv):
+            at = f"(i + {r})*{cols} + j + {8 * v}"
+            value = f"(f8)((i8){acc[r][v]} & (0.0f < *(f8*)(M + {at})))" if masked else acc[r][v]
+            lines.append(f"    *(f8*)(out + {at}) = {value};")
+    return HEAD + "\n".join([*lines, "  }", "}", ""])
+
+
+def kernel(name: str, shape: tuple[int, int], red: int, transposed: bool, relu: bool,
+           masked: bool) -> Callable[..., UOp] | None:  # fmt: skip
+    """A Tensor.custom_kernel function for (out, A, B[, M]), or None where no tile fits the shape.
+
+    Also None for a reduction of 8 or fewer: tinygrad unrolls it into one expression, which clang contracts
+    into FMAs in another order than a loop's."""
+    if tile(*shape) is None or red <= 8:
+        return None
+    src = source(name, shape, red, transposed, relu, masked)
+    n = 4 if masked else 3
+    rows, cols = shape
+    work = Estimates(ops=2 * rows * cols * red, mem=4 * (rows * red + red * cols + (n - 2) * rows * cols))
+
+    def fxn(*params: UOp) -> UOp:
+        sink = UOp.sink(*params, arg=KernelInfo(name=name, estimates=work))
+        info = ProgramInfo(name=name, globals=tuple(range(n)), outs=(0,), ins=tuple(range(1, n)))
+        return UOp(Ops.PROGRAM, src=(sink, UOp(Ops.LINEAR, src=(*sink.src, sink)), UOp(Ops.SOURCE, arg=src)), arg=info)
+
+    return fxn
