@@ -24,6 +24,9 @@ from tinygrad.renderer.cstyle import ClangRenderer
 from tinygrad.uop.ops import KernelInfo, Ops, ProgramInfo
 
 ACCUMULATORS = 8  # 8-float vectors summed at once: enough independent FMAs in flight, few enough for 16 registers
+# A read transposed gives each tile a few floats of each of its rows: the reduction runs in blocks of this many
+# rows, so that they are still in cache for the next tiles (25 -> 30 GFLOP/s for nanda2023's weight gradient)
+K_BLOCK = 256
 
 HEAD = """typedef float f8 __attribute__((aligned(4), ext_vector_type(8)));
 typedef int i8 __attribute__((aligned(4), ext_vector_type(8)));
@@ -48,14 +51,24 @@ def tile(rows: int, cols: int) -> tuple[int, int] | None:
 def source(name: str, shape: tuple[int, int], red: int, transposed: bool, relu: bool, masked: bool) -> str:
     """The kernel's C source (see the module's docstring); the shape must have a tile."""
     (rows, cols), (tr, nv) = shape, tile(*shape)
+    block = K_BLOCK if transposed and red > K_BLOCK else red
     acc = [[f"c{r}_{v}" for v in range(nv)] for r in range(tr)]
     a_at = "A[k*{R} + i + {r}]" if transposed else "A[(i + {r})*{K} + k]"
     params = "float* restrict out, float* restrict A, float* restrict B" + ", float* restrict M" * masked
+
+    def at(r: int, v: int) -> str:
+        return f"(i + {r})*{cols} + j + {8 * v}"
+
+    # a block after the first goes on from the sums the previous one stored: the same additions, in order
+    start = {
+        (r, v): "0" if block == red else f"kb ? *(f8*)(out + {at(r, v)}) : 0" for r in range(tr) for v in range(nv)
+    }
     lines = [
         f"void {name}({params}) {{",
+        f"  for (int kb = 0; kb < {red}; kb += {block})",
         f"  for (int i = 0; i < {rows}; i += {tr}) for (int j = 0; j < {cols}; j += {8 * nv}) {{",
-        f"    f8 {', '.join(f'{c} = 0' for row in acc for c in row)};",
-        f"    for (int k = 0; k < {red}; k++) {{",
+        f"    f8 {', '.join(f'{acc[r][v]} = {start[r, v]}' for r in range(tr) for v in range(nv))};",
+        f"    for (int k = kb; k < (kb + {block} < {red} ? kb + {block} : {red}); k++) {{",
         f"      f8 {', '.join(f'b{v} = *(f8*)(B + k*{cols} + j + {8 * v})' for v in range(nv))};",
     ]
     for r in range(tr):
@@ -63,11 +76,10 @@ def source(name: str, shape: tuple[int, int], red: int, transposed: bool, relu: 
         lines.append(f"      float a{r} = {a_at.format(R=rows, K=red, r=r)};{relu_r}")
         lines.append("      " + " ".join(f"{acc[r][v]} += a{r} * b{v};" for v in range(nv)))
     lines.append("    }")
-    for r in range(tr):
-        for v in range(nv):
-            at = f"(i + {r})*{cols} + j + {8 * v}"
-            value = f"(f8)((i8){acc[r][v]} & (0.0f < *(f8*)(M + {at})))" if masked else acc[r][v]
-            lines.append(f"    *(f8*)(out + {at}) = {value};")
+    for r, v in start:
+        value = f"(f8)((i8){acc[r][v]} & (0.0f < *(f8*)(M + {at(r, v)})))" if masked else acc[r][v]
+        value = value if block == red or not masked else f"kb + {block} >= {red} ? {value} : {acc[r][v]}"
+        lines.append(f"    *(f8*)(out + {at(r, v)}) = {value};")
     return HEAD + "\n".join([*lines, "  }", "}", ""])
 
 

@@ -15,9 +15,12 @@ M = matmul
         ("mm_dx", (56, 32), 24, M._at, True),  # the ReLU's gradient mask
         ("mm_dw", (24, 8), 56, M._relu_at_t, True),  # x read down its columns, through the ReLU
         ("mm_dw", (32, 16), 40, M._at_t, False),
+        ("mm_dw", (16, 24), 88, M._relu_at_t, False),  # in blocks of 16 rows of x (see below), the last of 8
+        ("mm_dw", (8, 16), 48, M._at_t, True),  # the mask after the last block only
     ],
 )
 def test_c_kernels_compute_the_uop_kernels_bits(monkeypatch, kind, shape, red, read, masked):
+    monkeypatch.setattr(cpu_kernels, "K_BLOCK", 16)  # 256 in use: blocks are only made for longer reductions
     rng = np.random.default_rng(1)
     a = rng.standard_normal((red, shape[0]) if read in (M._at_t, M._relu_at_t) else (shape[0], red), dtype=np.float32)
     a[a < -1.5] = -0.0  # the ReLU's kink, signed zeros included
