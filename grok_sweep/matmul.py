@@ -79,29 +79,29 @@ def _schedule(kind: str, rows: int, cols: int, red: int) -> tuple[Opt, ...] | No
     return tuple(o for o in opts if o.arg > 1)
 
 
-def _body(kind: str, name: str, shape: tuple[int, int], red: int, a: Read, b: Read,
+def _body(kind: str, name: str, shape: tuple[int, int], red: int, a: Read,
           mask: Read | None = None) -> Callable[..., UOp]:  # fmt: skip
-    """out[i, j] = sum over k in order of a(A, i, k) * b(B, k, j), 0 where mask(M, i, j) is False."""
+    """out[i, j] = sum over k in order of a(A, i, k) * B[k, j], 0 where mask(M, i, j) is False."""
     opts = _schedule(kind, *shape, red)
 
     def body(out: UOp, A: UOp, B: UOp, *rest: UOp) -> UOp:
         i, j, k = UOp.range(shape[0], 0), UOp.range(shape[1], 1), UOp.range(red, 2, AxisType.REDUCE)
-        acc = (a(A, i, k) * b(B, k, j)).reduce(k, arg=Ops.ADD)
+        acc = (a(A, i, k) * B[k, j]).reduce(k, arg=Ops.ADD)
         value = acc if mask is None else mask(rest[0], i, j).where(acc, 0.0)
-        info = KernelInfo(name=f"{name}_{shape[0]}_{shape[1]}_{red}", opts_to_apply=opts)
+        info = KernelInfo(name=name, opts_to_apply=opts)
         return out[i, j].store(value).end(i, j).sink(arg=info)
 
     return body
 
 
-def _matmul(kind: str, name: str, shape: tuple[int, int], red: int, a: Read, b: Read, *srcs: Tensor,
+def _matmul(kind: str, name: str, shape: tuple[int, int], red: int, a: Read, *srcs: Tensor,
             mask: Read | None = None, grad: Callable | None = None) -> Tensor:  # fmt: skip
     """The kernel of _body on srcs = A, B[, M], with `grad` as its gradient (none without)."""
     out = Tensor.empty(*shape, device=srcs[0].device, dtype=srcs[0].dtype)
-    fxn = None
-    if cpu_kernels.usable(out.device) and b is _at and a in _C_READS:  # the same sums in vector C (cpu_kernels.py)
-        fxn = cpu_kernels.kernel(f"{name}_{shape[0]}_{shape[1]}_{red}", shape, red, *_C_READS[a], mask is not None)
-    fxn = fxn or _body(kind, name, shape, red, a, b, mask)
+    name, fxn = f"{name}_{shape[0]}_{shape[1]}_{red}", None
+    if cpu_kernels.usable(out.device) and a in _C_READS:  # the same sums in vector C (cpu_kernels.py)
+        fxn = cpu_kernels.kernel(name, shape, red, *_C_READS[a], mask is not None)
+    fxn = fxn or _body(kind, name, shape, red, a, mask)
     return out.custom_kernel(*srcs, fxn=fxn, grad_fxn=grad)[0]
 
 
@@ -125,7 +125,7 @@ def matmul(x: Tensor, w: Tensor, relu: bool = False) -> Tensor:
         return (x.relu() if relu else x) @ w
     x, w = x.contiguous(), w.contiguous()
     name, a = ("relu_mm", _relu_at) if relu else ("mm", _at)
-    return _matmul("mm", name, *_plan(x, w)["mm"], a, _at, x, w, grad=partial(_grads, relu=relu))
+    return _matmul("mm", name, *_plan(x, w)["mm"], a, x, w, grad=partial(_grads, relu=relu))
 
 
 def relu_matmul(x: Tensor, w: Tensor) -> Tensor:
@@ -140,9 +140,9 @@ def _grads(grad: UOp, call: UOp, relu: bool) -> tuple[UOp | None, ...]:
     # are strided loads, which ran at 2-3 GFLOP/s on an AVX2 CPU against ~20 from the copy (w is small)
     wt = w.T.contiguous()
     if relu:
-        dx = _matmul("mm_dx", "relu_mm_dx", *plan["mm_dx"], _at, _at, g, wt, x, mask=_positive)
+        dx = _matmul("mm_dx", "relu_mm_dx", *plan["mm_dx"], _at, g, wt, x, mask=_positive)
     else:
-        dx = _matmul("mm_dx", "mm_dx", *plan["mm_dx"], _at, _at, g, wt)
+        dx = _matmul("mm_dx", "mm_dx", *plan["mm_dx"], _at, g, wt)
     # dw = relu(x).T @ g, x read down its columns
-    dw = _matmul("mm_dw", "relu_mm_dw" if relu else "mm_dw", *plan["mm_dw"], _relu_at_t if relu else _at_t, _at, x, g)
+    dw = _matmul("mm_dw", "relu_mm_dw" if relu else "mm_dw", *plan["mm_dw"], _relu_at_t if relu else _at_t, x, g)
     return None, dx.uop, dw.uop

@@ -31,7 +31,7 @@ def test_c_kernels_compute_the_uop_kernels_bits(monkeypatch, kind, shape, red, r
     for c in (True, False):
         monkeypatch.setattr(cpu_kernels, "usable", lambda device, c=c: c)
         mask = M._positive if masked else None
-        outs.append(M._matmul(kind, f"t{int(c)}_{kind}", shape, red, read, M._at, *srcs, mask=mask).numpy())
+        outs.append(M._matmul(kind, f"t{int(c)}_{kind}", shape, red, read, *srcs, mask=mask).numpy())
     np.testing.assert_array_equal(outs[0].view(np.uint32), outs[1].view(np.uint32))
     np.testing.assert_allclose(outs[0], _plain(a, srcs, read, masked), rtol=1e-5, atol=1e-5)
 
