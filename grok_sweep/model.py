@@ -74,7 +74,9 @@ class Block:
 
     def mix(self, scores: Tensor, values: Tensor, resid: Tensor) -> Tensor:
         """The last position's output from its scores (batch, 3, heads), values (batch, 3, d), residual (batch, d)."""
-        x = self.attend(scores, values, resid)
+        # x's gradient (through the MLP, plus the residual's) is written once before the reductions that
+        # read it; see _one_block
+        x = self.attend(scores, values, resid).contiguous_backward()
         return x + self.mlp(x)
 
     def attend(self, scores: Tensor, values: Tensor, resid: Tensor) -> Tensor:
@@ -164,7 +166,12 @@ class GPT:
             return self._folded(resid, weights, tables, x[:, :2].contiguous(), groups)
         values = [matmul(onehot, _rows(table, n_tok)) for onehot, table in zip(onehots, tables, strict=True)]
         values.append((resid @ blk.wv).expand(b, d))
-        return self._unembed(blk.mix(Tensor.stack(*scores, dim=1), Tensor.stack(*values, dim=1), resid.expand(b, d)))
+        # The scores' gradient is written once, as is x's in mix: left lazy, tinygrad fuses its terms into
+        # the reductions over the batch that read it (the "=" row's), which then round otherwise. Written
+        # once, every gradient is the same to the last bit as before matmul.py's kernels (commit 0d69592
+        # and earlier), so runs of the default config repeat theirs (tests/test_model.py).
+        stacked = Tensor.stack(*scores, dim=1).contiguous_backward()
+        return self._unembed(blk.mix(stacked, Tensor.stack(*values, dim=1), resid.expand(b, d)))
 
     def _folded(
         self,

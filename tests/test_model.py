@@ -1,7 +1,10 @@
+import hashlib
+from pathlib import Path
+
 import numpy as np
 import pytest
-from tinygrad import Tensor
-from tinygrad.nn.state import get_parameters
+from tinygrad import Context, Tensor
+from tinygrad.nn.state import get_parameters, get_state_dict
 
 from grok_sweep.lookup import make_groups
 from grok_sweep.model import GPT, cross_entropy
@@ -78,3 +81,35 @@ def test_weighted_cross_entropy_is_the_mean_over_weight_one_examples():
     w = np.array([1] * 7 + [0] * 3, dtype=np.float32)
     padded = cross_entropy(Tensor(z), Tensor(y), "float64", Tensor(w)).numpy()
     np.testing.assert_allclose(padded, cross_entropy(Tensor(z[:7]), Tensor(y[:7]), "float64").numpy(), rtol=1e-12)
+
+
+def _has_fma() -> bool:
+    try:
+        return " fma " in Path("/proc/cpuinfo").read_text().replace("\n", " ")
+    except OSError:
+        return False
+
+
+# sha256 (first 12 hex digits) of each gradient below, as computed by commit 79d3add and by 0d69592, the last
+# two versions before matmul.py's kernels took over the default model's products (same digests from both)
+_BEFORE_KERNELS = {
+    "tok_emb": "6a5d6cd94670", "pos_emb": "ca89fca940c5", "blocks.0.wq": "6aa5f54233a0",
+    "blocks.0.wk": "7cf9db38f0b5", "blocks.0.wv": "71628c8f05ec", "blocks.0.wo": "36b4bb656ac3",
+    "blocks.0.w_in": "8e786a4e805f", "blocks.0.b_in": "c2ccffe2de2d", "blocks.0.w_out": "9e7badf08af1",
+    "blocks.0.b_out": "ec600702a32a", "unembed": "bae36fe82fd6",
+}  # fmt: skip
+
+
+@pytest.mark.skipif(not _has_fma(), reason="digests recorded on an x86 CPU with FMA; other CPUs round otherwise")
+def test_default_model_gradients_are_those_of_the_versions_before_the_kernels():
+    # the default config's shapes (p 53, width 64, a full batch of 1152 rows): every gradient to the last bit as
+    # before, so that the default config's runs repeat the earlier versions' step for step (model._one_block)
+    p, batch = 53, 1152
+    model = GPT(np.random.default_rng(0), p, 64, 4, 1, 256, "CPU")
+    x, y = all_pairs(p)
+    with Context(TRAINING=1):
+        loss = cross_entropy(model(Tensor(x[:batch])), Tensor(y[:batch]))
+        params = get_state_dict(model)
+        grads = loss.gradient(*params.values())
+    got = {n: hashlib.sha256(g.numpy().tobytes()).hexdigest()[:12] for n, g in zip(params, grads, strict=True)}
+    assert got == _BEFORE_KERNELS, [n for n in got if got[n] != _BEFORE_KERNELS[n]]
