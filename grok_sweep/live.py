@@ -187,6 +187,9 @@ def watch(root: Path, interval: float = 1.0, out: TextIO = sys.stdout) -> list[J
     sweep = Sweep.from_folder(root)
     plan = root / "multirun.yaml"
     view = View(sweep, out, interval, since=plan.stat().st_mtime if plan.exists() else None)
+    if view.lines is not None:  # a log shows at once that the watch runs, before any job changes state
+        planned = f": {len(sweep.planned)} jobs planned" if sweep.planned else ""
+        print(f"watching {root}{planned}", file=out, flush=True)
     view.start()
     try:
         while True:

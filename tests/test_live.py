@@ -154,26 +154,34 @@ def test_the_headline_grid_in_a_terminal_shows_one_line_per_job(tmp_path):
 
 @pytest.mark.slow
 def test_watch_follows_a_running_sweep_to_its_end(tmp_path):
-    sweep = tmp_path / "s"
+    sweep, gate = tmp_path / "s", tmp_path / "go"
     cmd = [sys.executable, "-m", "grok_sweep", "-m", "seed=0,1", *TINY_REST, "train_ratio=0.6", "steps=400",
-           f"hydra.sweep.dir={sweep}"]  # fmt: skip
-    running = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+           f"hydra.sweep.dir={sweep}", "+hydra.callbacks.gate._target_=gate.Gate"]  # fmt: skip
+    env = {**os.environ, "GROK_SWEEP_TEST_GATE": str(gate), "PYTHONPATH": str(ROOT / "tests")}
+    running = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
         while not (sweep / "multirun.yaml").exists():
             assert running.poll() is None and time.monotonic() < deadline, "the sweep never started"
             time.sleep(0.2)
-        watch = subprocess.run([sys.executable, "-m", "grok_sweep.aggregate", str(sweep), "--watch"], cwd=ROOT,
-                               capture_output=True, text=True, timeout=600)  # fmt: skip
+        watch = subprocess.Popen([sys.executable, "-m", "grok_sweep.aggregate", str(sweep), "--watch"], cwd=ROOT,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        first = watch.stdout.readline()  # the jobs wait at the gate until the watch is up, however fast they are
+        before = list(sweep.glob("*/status.json"))
+        gate.touch()
+        rest, err = watch.communicate(timeout=600)
         ended = len(list(sweep.glob("*/result.json")))  # the submitting process may still be aggregating
     finally:
+        gate.touch()
         running.wait(timeout=600)
-    assert watch.returncode == 0, watch.stderr[-3000:]
+    assert watch.returncode == 0, err[-3000:]
+    assert first.strip() == f"watching {sweep}: 2 jobs planned"
+    assert not before, "a job ran before --watch was up: the test shows nothing"
     assert ended == 2, "--watch returned before the sweep's jobs had ended"
-    assert "started" in watch.stdout, "--watch began after the jobs had ended: the test shows nothing"
+    lines = rest.splitlines()
     for seed in (0, 1):
-        assert sum(f"seed={seed}: finished (done) at step 400/400" in line for line in watch.stdout.splitlines()) == 1
-    assert "jobs 2/2 done" in watch.stdout and (sweep / "summary.parquet").exists()
+        assert sum(f"seed={seed}: finished (done) at step 400/400" in line for line in lines) == 1, rest
+    assert "jobs 2/2 done" in rest and (sweep / "summary.parquet").exists()
 
 
 def test_watch_refuses_a_folder_that_is_no_sweep(tmp_path):
