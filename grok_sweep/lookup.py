@@ -23,7 +23,7 @@ def mix_rows(tables: Tensor, weights: Tensor, idx: Tensor) -> Tensor:
     return out
 
 
-def _mix_rows_grad(grad: UOp, call: UOp) -> tuple[UOp | None, ...]:
+def mix_rows_grad(grad: UOp, call: UOp) -> tuple[UOp | None, ...]:
     tables, weights, idx, members, slots = (Tensor(u) for u in call.src[1:])
     g = Tensor(grad)
     # row B is zero: the unused slots of `members` point at it. Both are materialized, since tinygrad
@@ -47,7 +47,7 @@ def _mix_rows_grad(grad: UOp, call: UOp) -> tuple[UOp | None, ...]:
 def mix_rows_grouped(tables: Tensor, weights: Tensor, idx: Tensor, groups: tuple[Tensor, Tensor]) -> Tensor:
     """mix_rows, with its gradient read through `groups` (make_groups(idx)); idx itself gets none."""
     body = mix_rows(tables.as_param(0), weights.as_param(1), idx.as_param(2))
-    return tables.call(weights, idx, *groups, fxn=body, grad_fxn=_mix_rows_grad)
+    return tables.call(weights, idx, *groups, fxn=body, grad_fxn=mix_rows_grad)
 
 
 def make_groups(idx: np.ndarray, vocab: int, capacity: int | None = None) -> tuple[np.ndarray, np.ndarray]:

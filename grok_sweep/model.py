@@ -13,6 +13,7 @@ import math
 import numpy as np
 from tinygrad import Tensor, dtypes
 
+from grok_sweep.folded_sums import head_rows, lin_sum, pre_sum
 from grok_sweep.lookup import mix_rows, mix_rows_grouped
 from grok_sweep.matmul import matmul, relu_matmul
 
@@ -33,6 +34,11 @@ def _one_hot(tokens: Tensor, vocab: int, batch_minor: bool) -> Tensor:
 def _rows(t: Tensor, n: int) -> Tensor:
     """(m, k) -> (n, k), padded with rows of zeros."""
     return t.pad(((0, n - t.shape[0]), (0, 0)))
+
+
+def _position(groups: tuple[Tensor, Tensor] | None, q: int) -> tuple[Tensor, Tensor] | None:
+    """lookup.make_groups' groups of position q alone."""
+    return None if groups is None else (groups[0][q : q + 1], groups[1][:, q : q + 1])
 
 
 def _normal(rng: np.random.Generator, shape: tuple[int, ...], fan_in: int, device: str) -> Tensor:
@@ -201,20 +207,17 @@ class GPT:
 
         tables, last = Tensor.stack(*[project(v) for v in values]), project(resid @ blk.wv)[0]
 
-        # the "=" key's rows and the rows every example adds, as one (batch, 8) @ (8, n) product: ones
-        # in column heads, zeros after; tinygrad reduced their gradients over the batch at 0-5 GFLOP/s
-        extra = -(heads + 1) % 8
-        lhs = weights[:, 2].pad(((0, 0), (0, 1)), value=1.0).pad(((0, 0), (0, extra)))
-
-        # the MLP's inputs and the logits' linear part as two lookups: one (batch, mlp + classes)
-        # gradient would be a concatenation, which slows the matmul kernel that writes it
-        def mixed(cols: slice, fixed: Tensor) -> Tensor:
-            t, w = tables[..., cols], weights[:, :2]
-            rows = mix_rows(t, w, idx) if groups is None else mix_rows_grouped(t, w, idx, groups)
-            return rows + matmul(lhs, last[:, cols].cat(fixed, dim=0).pad(((0, extra), (0, 0))))
-
-        pre = mixed(slice(0, mlp), resid @ blk.w_in + blk.b_in)
-        lin = mixed(slice(mlp, None), (resid + blk.b_out) @ unembed)
+        # the sums round as before matmul.py's kernels (folded_sums.py); the MLP's inputs and the logits' linear
+        # part as two lookups: one (batch, mlp + classes) gradient would be a concatenation, which slows the
+        # matmul kernel that writes it
+        t, w = tables[..., :mlp], weights[:, :2]
+        rows = mix_rows(t, w, idx) if groups is None else mix_rows_grouped(t, w, idx, groups)
+        pre = pre_sum(rows, weights[:, 2], last[:, :mlp], resid @ blk.w_in + blk.b_in)
+        t = tables[..., mlp:]
+        s0, s1 = (
+            head_rows(t[q : q + 1], weights[:, q : q + 1], idx[:, q : q + 1], _position(groups, q)) for q in (0, 1)
+        )
+        lin = lin_sum(s0 + s1, weights[:, 2], last[:, mlp:], resid, blk.b_out, unembed)
         # the step's largest matmuls (the ReLU, w_out and unembed in one), hand-scheduled (matmul.py);
         # the sum is materialized before the slice, so the kernels see the padded class axis
         return (lin + relu_matmul(pre, blk.w_out @ unembed)).contiguous()[:, :p]

@@ -6,9 +6,11 @@ import pytest
 from tinygrad import Context, Tensor
 from tinygrad.nn.state import get_parameters, get_state_dict
 
+from conftest import make_cfg
 from grok_sweep.lookup import make_groups
 from grok_sweep.model import GPT, cross_entropy
 from grok_sweep.tasks import all_pairs
+from grok_sweep.train import Trainer
 
 
 def _model(p=7, width=16, heads=2, layers=1):
@@ -113,3 +115,31 @@ def test_default_model_gradients_are_those_of_the_versions_before_the_kernels():
         grads = loss.gradient(*params.values())
     got = {n: hashlib.sha256(g.numpy().tobytes()).hexdigest()[:12] for n, g in zip(params, grads, strict=True)}
     assert got == _BEFORE_KERNELS, [n for n in got if got[n] != _BEFORE_KERNELS[n]]
+
+
+# the same digests of nanda2023's first step (its full batch of 3830 rows padded to 3840, the folded model), the
+# logits of the training step and of the first test chunk, as computed by commit 79d3add
+_NANDA_BEFORE_KERNELS = {
+    "train logits": "40a303abeb33", "tok_emb": "058cea8eb628", "pos_emb": "89e5f4b7f36a",
+    "blocks.0.wq": "65302f9d1b5f", "blocks.0.wk": "ac41ded73699", "blocks.0.wv": "37d5d064cad0",
+    "blocks.0.wo": "a3023ee3fd9f", "blocks.0.w_in": "4534c6227805", "blocks.0.b_in": "a2e6b3c8d6fc",
+    "blocks.0.w_out": "acd830bfa135", "blocks.0.b_out": "ff5111b93796", "unembed": "660603890d44",
+    "test logits": "f7185de7b3c6",
+}  # fmt: skip
+
+
+@pytest.mark.skipif(not _has_fma(), reason="digests recorded on an x86 CPU with FMA; other CPUs round otherwise")
+def test_nanda2023_logits_and_gradients_are_those_of_the_version_before_the_kernels():
+    # nanda2023's runs hang on every bit (folded_sums.py); these shapes are the preset's own
+    cfg = make_cfg("+experiment=nanda2023", "measures=false", "train.compile_cache=false")
+    t = Trainer(cfg)
+    digest = lambda a: hashlib.sha256(a.tobytes()).hexdigest()[:12]  # noqa: E731
+    with Context(TRAINING=1):
+        logits = t.model(t.x_train, groups=t.groups_train)
+        loss = cross_entropy(logits, t.y_train, cfg.train.loss_dtype, t.w_train)
+        params = get_state_dict(t.model)
+        grads = loss.gradient(*params.values())
+        got = {"train logits": digest(logits.numpy())}
+    got |= {n: digest(g.numpy()) for n, g in zip(params, grads, strict=True)}
+    got["test logits"] = digest(t.model(t.test[0].x).numpy())
+    assert got == _NANDA_BEFORE_KERNELS, [n for n in got if got[n] != _NANDA_BEFORE_KERNELS[n]]

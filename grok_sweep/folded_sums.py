@@ -1,0 +1,92 @@
+"""The folded model's sums (GPT._folded), rounded as they were before matmul.py's kernels.
+
+Per example the folded one-block model adds table rows weighted by attention (lookup.py), the "=" key's
+rows w2 @ last and a fixed row, for the MLP's inputs (`pre`) and for the logits' linear part (`lin`).
+Before matmul.py (commit 79d3add) tinygrad fused `lin` into the big product's kernel, which summed it in
+one order; nanda2023's runs hang on every bit (one rounding step in its initial weights moves its
+grokking step by 6 evals), so here each sum rounds as it did then, while the gradients run through
+matmul.py's kernels, which sum in the old kernels' order:
+
+- pre = rows + w2 @ last + fixed: left to tinygrad, which fuses it as before;
+- lin = ((s0 + s1) + s2) + fixed: s0, s1 (the two positions' rows) and s2 (the "=" rows) each summed
+  head by head as a kernel's accumulator did (fma_chain), and written out so no kernel re-associates
+  them (tinygrad flattens chains of adds it fuses).
+
+tests/test_model.py checks logits and every gradient against digests of 79d3add's.
+"""
+
+from __future__ import annotations
+
+from tinygrad import Tensor, UOp
+
+from grok_sweep.lookup import mix_rows_grad
+from grok_sweep.matmul import matmul
+
+
+def fma_chain(terms: list[Tensor]) -> Tensor:
+    """sum(terms), rounded as a loop `acc = 0; acc += term` that clang compiles to FMAs: term 0 alone, then one
+    fused multiply-add per term. clang fuses the left product of `a*b + c*d`, so the first two go as t1 + t0."""
+    out = terms[1] + terms[0] if len(terms) > 1 else terms[0]
+    for term in terms[2:]:
+        out = out + term
+    return out
+
+
+def head_rows(tables: Tensor, weights: Tensor, idx: Tensor, groups: tuple[Tensor, Tensor] | None = None) -> Tensor:
+    """One position's weighted rows, materialized: tables (1, V, H, W), weights (B, 1, H), idx (B, 1) -> (B, W),
+    the heads summed by fma_chain; with `groups` the gradient gathers, as lookup.mix_rows_grouped's does."""
+
+    def body(t: Tensor, w: Tensor, i: Tensor) -> Tensor:
+        rows = t[0][i[:, 0]]  # (B, H, W)
+        return fma_chain([w[:, 0, h].unsqueeze(-1) * rows[:, h] for h in range(t.shape[2])])
+
+    if groups is None:
+        return body(tables, weights, idx).contiguous()
+    fxn = body(tables.as_param(0), weights.as_param(1), idx.as_param(2))
+    return tables.call(weights, idx, *groups, fxn=fxn, grad_fxn=mix_rows_grad).contiguous()
+
+
+def _through_kernels(rows: Tensor, w2: Tensor, last: Tensor, fixed: Tensor) -> Tensor:
+    """rows + w2 @ last + fixed as one matmul.py product (batch, 8) @ (8, n): w2's columns, ones (fixed's row),
+    zeros. Only its gradients are used: tinygrad summed them over the batch at 0-5 GFLOP/s."""
+    extra = -(w2.shape[1] + 1) % 8
+    lhs = w2.pad(((0, 0), (0, 1)), value=1.0).pad(((0, 0), (0, extra)))
+    return rows + matmul(lhs, last.cat(fixed, dim=0).pad(((0, extra), (0, 0))))
+
+
+def _pre_grad(grad: UOp, call: UOp) -> tuple[UOp, ...]:
+    ins = [Tensor(u) for u in call.src[1:]]
+    return tuple(d.uop for d in _through_kernels(*ins).gradient(*ins, gradient=Tensor(grad)))
+
+
+def pre_sum(rows: Tensor, w2: Tensor, last: Tensor, fixed: Tensor) -> Tensor:
+    """rows (B, n) + w2 (B, H) @ last (H, n) + fixed (1, n)."""
+    ins = (rows, w2, last, fixed)
+    p = [x.as_param(i) for i, x in enumerate(ins)]
+    return rows.call(*ins[1:], fxn=p[0] + p[1] @ p[2] + p[3], grad_fxn=_pre_grad)
+
+
+def _lin_body(rows: Tensor, w2: Tensor, last: Tensor, resid: Tensor, b_out: Tensor, unembed: Tensor) -> Tensor:
+    s2 = fma_chain([w2[:, h].unsqueeze(-1) * last[h].unsqueeze(0) for h in range(w2.shape[1])]).contiguous()
+    return rows + s2 + (resid + b_out) @ unembed
+
+
+def _lin_grad(grad: UOp, call: UOp) -> tuple[UOp, ...]:
+    rows, w2, last, resid, b_out, unembed = (Tensor(u) for u in call.src[1:])
+    g = Tensor(grad)
+    fixed = (resid + b_out) @ unembed
+    d_rows, d_w2, d_last, d_fixed = _through_kernels(rows, w2, last, fixed).gradient(rows, w2, last, fixed, gradient=g)
+    d_resid, d_unembed = fixed.gradient(resid, unembed, gradient=d_fixed)
+    # b_out's own gradient summed the loss gradient as recomputed in place: tinygrad fused it so before, and
+    # that rounds otherwise than the sum of the stored gradient that resid and unembed read
+    (d_fixed_in_place,) = (rows + fixed).gradient(fixed, gradient=g)
+    (d_b_out,) = fixed.gradient(b_out, gradient=d_fixed_in_place)
+    return tuple(d.uop for d in (d_rows, d_w2, d_last, d_resid, d_b_out, d_unembed))
+
+
+def lin_sum(rows: Tensor, w2: Tensor, last: Tensor, resid: Tensor, b_out: Tensor, unembed: Tensor) -> Tensor:
+    """rows (B, n) + w2 (B, H) @ last (H, n) + (resid (1, d) + b_out (d,)) @ unembed (d, n), where rows is
+    the sum of two head_rows."""
+    ins = (rows, w2, last, resid, b_out, unembed)
+    p = [x.as_param(i) for i, x in enumerate(ins)]
+    return rows.call(*ins[1:], fxn=_lin_body(*p), grad_fxn=_lin_grad)
