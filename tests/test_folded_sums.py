@@ -1,11 +1,11 @@
-"""folded_sums.py: the sums round as a kernel's FMA accumulator did, and keep their values and gradients."""
+"""folded_sums.fma_chain rounds as an FMA accumulator (the folded model's values and gradients: test_model.py)."""
 
 import numpy as np
 import pytest
-from test_model import _has_fma
 from tinygrad import Tensor
 
 from grok_sweep.folded_sums import fma_chain
+from test_model import _has_fma
 
 
 @pytest.mark.skipif(not _has_fma(), reason="the CPU has no FMA: every add rounds its product first")
