@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from tinygrad import Tensor, UOp
 
-from grok_sweep.lookup import mix_rows_grad
+from grok_sweep.lookup import mix_rows_grouped
 from grok_sweep.matmul import matmul
 
 
@@ -32,18 +32,17 @@ def fma_chain(terms: list[Tensor]) -> Tensor:
     return out
 
 
+def _chained_rows(tables: Tensor, weights: Tensor, idx: Tensor) -> Tensor:
+    rows = tables[0][idx[:, 0]]  # (B, H, W)
+    return fma_chain([weights[:, 0, h].unsqueeze(-1) * rows[:, h] for h in range(tables.shape[2])])
+
+
 def head_rows(tables: Tensor, weights: Tensor, idx: Tensor, groups: tuple[Tensor, Tensor] | None = None) -> Tensor:
     """One position's weighted rows, materialized: tables (1, V, H, W), weights (B, 1, H), idx (B, 1) -> (B, W),
-    the heads summed by fma_chain; with `groups` the gradient gathers, as lookup.mix_rows_grouped's does."""
-
-    def body(t: Tensor, w: Tensor, i: Tensor) -> Tensor:
-        rows = t[0][i[:, 0]]  # (B, H, W)
-        return fma_chain([w[:, 0, h].unsqueeze(-1) * rows[:, h] for h in range(t.shape[2])])
-
+    the heads summed by fma_chain; with `groups` the gradient gathers (lookup.mix_rows_grouped)."""
     if groups is None:
-        return body(tables, weights, idx).contiguous()
-    fxn = body(tables.as_param(0), weights.as_param(1), idx.as_param(2))
-    return tables.call(weights, idx, *groups, fxn=fxn, grad_fxn=mix_rows_grad).contiguous()
+        return _chained_rows(tables, weights, idx).contiguous()
+    return mix_rows_grouped(tables, weights, idx, groups, mix=_chained_rows).contiguous()
 
 
 def _through_kernels(rows: Tensor, w2: Tensor, last: Tensor, fixed: Tensor) -> Tensor:

@@ -9,6 +9,8 @@ place in it), built on the host once per batch (a full-batch run builds it once)
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from tinygrad import Tensor
 from tinygrad.uop.ops import UOp
@@ -23,7 +25,7 @@ def mix_rows(tables: Tensor, weights: Tensor, idx: Tensor) -> Tensor:
     return out
 
 
-def mix_rows_grad(grad: UOp, call: UOp) -> tuple[UOp | None, ...]:
+def _mix_rows_grad(grad: UOp, call: UOp) -> tuple[UOp | None, ...]:
     tables, weights, idx, members, slots = (Tensor(u) for u in call.src[1:])
     g = Tensor(grad)
     # row B is zero: the unused slots of `members` point at it. Both are materialized, since tinygrad
@@ -44,10 +46,17 @@ def mix_rows_grad(grad: UOp, call: UOp) -> tuple[UOp | None, ...]:
     return Tensor.stack(*d_tables).uop, Tensor.stack(*d_weights, dim=1).uop, None, None, None
 
 
-def mix_rows_grouped(tables: Tensor, weights: Tensor, idx: Tensor, groups: tuple[Tensor, Tensor]) -> Tensor:
-    """mix_rows, with its gradient read through `groups` (make_groups(idx)); idx itself gets none."""
-    body = mix_rows(tables.as_param(0), weights.as_param(1), idx.as_param(2))
-    return tables.call(weights, idx, *groups, fxn=body, grad_fxn=mix_rows_grad)
+def mix_rows_grouped(
+    tables: Tensor,
+    weights: Tensor,
+    idx: Tensor,
+    groups: tuple[Tensor, Tensor],
+    mix: Callable[[Tensor, Tensor, Tensor], Tensor] = mix_rows,
+) -> Tensor:
+    """mix_rows (or `mix`, the same sum in another order), with its gradient read through `groups`
+    (make_groups(idx)); idx itself gets none."""
+    body = mix(tables.as_param(0), weights.as_param(1), idx.as_param(2))
+    return tables.call(weights, idx, *groups, fxn=body, grad_fxn=_mix_rows_grad)
 
 
 def make_groups(idx: np.ndarray, vocab: int, capacity: int | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -32,6 +32,14 @@ def make_cfg(*overrides: str) -> DictConfig:
         return compose("config", overrides=list(overrides))
 
 
+def has_fma() -> bool:
+    """Whether this CPU has fused multiply-add (x86's flag), which tests of exact float results need."""
+    try:
+        return " fma " in Path("/proc/cpuinfo").read_text().replace("\n", " ")
+    except OSError:
+        return False
+
+
 @pytest.fixture
 def tiny_cfg() -> DictConfig:
     return make_cfg(*TINY)

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 from tinygrad import Tensor
 
+from conftest import has_fma
 from grok_sweep.folded_sums import fma_chain
-from test_model import _has_fma
 
 
-@pytest.mark.skipif(not _has_fma(), reason="the CPU has no FMA: every add rounds its product first")
+@pytest.mark.skipif(not has_fma(), reason="the CPU has no FMA: every add rounds its product first")
 def test_fma_chain_rounds_as_an_accumulator_loop_of_fmas():
     rng = np.random.default_rng(0)
     a, b = (rng.standard_normal((4, 4096)).astype(np.float32) for _ in range(2))

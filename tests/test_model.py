@@ -1,12 +1,11 @@
 import hashlib
-from pathlib import Path
 
 import numpy as np
 import pytest
 from tinygrad import Context, Tensor
 from tinygrad.nn.state import get_parameters, get_state_dict
 
-from conftest import make_cfg
+from conftest import has_fma, make_cfg
 from grok_sweep.lookup import make_groups
 from grok_sweep.model import GPT, cross_entropy
 from grok_sweep.tasks import all_pairs
@@ -85,13 +84,6 @@ def test_weighted_cross_entropy_is_the_mean_over_weight_one_examples():
     np.testing.assert_allclose(padded, cross_entropy(Tensor(z[:7]), Tensor(y[:7]), "float64").numpy(), rtol=1e-12)
 
 
-def _has_fma() -> bool:
-    try:
-        return " fma " in Path("/proc/cpuinfo").read_text().replace("\n", " ")
-    except OSError:
-        return False
-
-
 # sha256 (first 12 hex digits) of each gradient below, as computed by commit 79d3add and by 0d69592, the last
 # two versions before matmul.py's kernels took over the default model's products (same digests from both)
 _BEFORE_KERNELS = {
@@ -102,7 +94,7 @@ _BEFORE_KERNELS = {
 }  # fmt: skip
 
 
-@pytest.mark.skipif(not _has_fma(), reason="digests recorded on an x86 CPU with FMA; other CPUs round otherwise")
+@pytest.mark.skipif(not has_fma(), reason="digests recorded on an x86 CPU with FMA; other CPUs round otherwise")
 def test_default_model_gradients_are_those_of_the_versions_before_the_kernels():
     # the default config's shapes (p 53, width 64, a full batch of 1152 rows): every gradient to the last bit as
     # before, so that the default config's runs repeat the earlier versions' step for step (model._one_block)
@@ -128,7 +120,7 @@ _NANDA_BEFORE_KERNELS = {
 }  # fmt: skip
 
 
-@pytest.mark.skipif(not _has_fma(), reason="digests recorded on an x86 CPU with FMA; other CPUs round otherwise")
+@pytest.mark.skipif(not has_fma(), reason="digests recorded on an x86 CPU with FMA; other CPUs round otherwise")
 def test_nanda2023_logits_and_gradients_are_those_of_the_version_before_the_kernels():
     # nanda2023's runs hang on every bit (folded_sums.py); these shapes are the preset's own
     cfg = make_cfg("+experiment=nanda2023", "measures=false", "train.compile_cache=false")
