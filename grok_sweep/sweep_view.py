@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from omegaconf import OmegaConf
+from omegaconf import ListConfig, OmegaConf
 
 from grok_sweep.job_status import ENDED, RUNNING, read_status
 from grok_sweep.lock import held_by
@@ -88,10 +88,12 @@ class Sweep:
             if folder in known or folder == self.root:
                 continue
             try:
-                overrides = frozenset(OmegaConf.to_container(OmegaConf.load(path)))
+                loaded = OmegaConf.load(path)
             except Exception:  # noqa: BLE001 - being written by Hydra right now: found on the next scan
                 continue
-            self.folders[overrides] = folder
+            if not isinstance(loaded, ListConfig):  # created, not written yet (an empty file loads as {})
+                continue
+            self.folders[frozenset(OmegaConf.to_container(loaded))] = folder
 
 
 def read_job(folder: Optional[Path], name: str) -> JobView:

@@ -68,6 +68,16 @@ def test_a_job_folder_reads_back_as_its_state(tmp_path):
     assert (job.state, job.step) == ("diverged", 7)
 
 
+def test_a_job_folder_is_named_once_hydra_has_written_its_overrides(tmp_path):
+    sweep = Sweep.from_overrides(tmp_path, ["seed=0,1"])
+    hydra_dir = tmp_path / "0" / ".hydra"
+    hydra_dir.mkdir(parents=True)
+    (hydra_dir / "overrides.yaml").write_text("")  # created, not yet written: it loads as an empty mapping
+    assert [(j.name, j.state) for j in sweep.scan()] == [("seed=0", "queued"), ("seed=1", "queued")]
+    (hydra_dir / "overrides.yaml").write_text("- seed=0\n")
+    assert sweep.scan()[0].name == "seed=0" and sweep.folders[frozenset({"seed=0"})] == tmp_path / "0"
+
+
 def test_eta_header_and_many_jobs():
     jobs = [JobView("a=1", "done", 100, 100), JobView("a=2", "training", 50, 100, steps_per_s=10.0),
             JobView("a=3", "queued"), JobView("a=4", "failed", 3, 100, error="boom")]  # fmt: skip
