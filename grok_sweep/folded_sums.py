@@ -17,9 +17,10 @@ tests/test_model.py checks logits and every gradient against digests of 79d3add'
 
 from __future__ import annotations
 
-from tinygrad import Tensor, UOp
+from tinygrad import Tensor, UOp, dtypes
 
-from grok_sweep.lookup import mix_rows_grouped
+from grok_sweep import folded_kernels
+from grok_sweep.lookup import mix_rows, mix_rows_grouped
 from grok_sweep.matmul import matmul
 
 
@@ -40,9 +41,16 @@ def _chained_rows(tables: Tensor, weights: Tensor, idx: Tensor) -> Tensor:
 def head_rows(tables: Tensor, weights: Tensor, idx: Tensor, groups: tuple[Tensor, Tensor] | None = None) -> Tensor:
     """One position's weighted rows, materialized: tables (1, V, H, W), weights (B, 1, H), idx (B, 1) -> (B, W),
     the heads summed by fma_chain; with `groups` the gradient gathers (lookup.mix_rows_grouped)."""
-    if groups is None:
-        return _chained_rows(tables, weights, idx).contiguous()
-    return mix_rows_grouped(tables, weights, idx, groups, mix=_chained_rows).contiguous()
+
+    def expr(t: Tensor, w: Tensor, i: Tensor) -> Tensor:
+        return _chained_rows(t, w, i) if groups is None else mix_rows_grouped(t, w, i, groups, mix=_chained_rows)
+
+    (_, vocab, heads, width), b = tables.shape, weights.shape[0]
+    if not folded_kernels.usable(tables, width):
+        return expr(tables, weights, idx).contiguous()
+    name = f"folded_rows_{b}_{vocab}_{heads}_{width}"
+    src = folded_kernels.head_rows_source(name, b, heads, width)
+    return folded_kernels.run(name, src, (b, width), [tables, weights, idx.cast(dtypes.int32)], expr)
 
 
 def _through_kernels(rows: Tensor, w2: Tensor, last: Tensor, fixed: Tensor) -> Tensor:
@@ -63,6 +71,23 @@ def pre_sum(rows: Tensor, w2: Tensor, last: Tensor, fixed: Tensor) -> Tensor:
     ins = (rows, w2, last, fixed)
     p = [x.as_param(i) for i, x in enumerate(ins)]
     return rows.call(*ins[1:], fxn=p[0] + p[1] @ p[2] + p[3], grad_fxn=_pre_grad)
+
+
+def mixed_pre(tables: Tensor, weights: Tensor, idx: Tensor, groups: tuple[Tensor, Tensor] | None, last: Tensor,
+              fixed: Tensor) -> Tensor:  # fmt: skip
+    """pre_sum of the two positions' weighted rows (lookup.mix_rows): tables (2, V, H, n), weights (B, 3, H) (the
+    third key's are w2), idx (B, 2), last (H, n), fixed (1, n) -> (B, n); with `groups` the rows' gradient gathers."""
+
+    def expr(t: Tensor, w: Tensor, i: Tensor, last: Tensor, fixed: Tensor) -> Tensor:
+        rows = mix_rows(t, w[:, :2], i) if groups is None else mix_rows_grouped(t, w[:, :2], i, groups)
+        return pre_sum(rows, w[:, 2], last, fixed)
+
+    (n_pos, vocab, heads, width), b = tables.shape, weights.shape[0]
+    ins = [tables, weights, idx.cast(dtypes.int32), last, fixed]
+    if n_pos != 2 or not folded_kernels.usable(tables, width):
+        return expr(*ins)
+    name = f"folded_pre_{b}_{vocab}_{heads}_{width}"
+    return folded_kernels.run(name, folded_kernels.pre_source(name, b, vocab, heads, width), (b, width), ins, expr)
 
 
 def _lin_body(rows: Tensor, w2: Tensor, last: Tensor, resid: Tensor, b_out: Tensor, unembed: Tensor) -> Tensor:

@@ -13,8 +13,8 @@ import math
 import numpy as np
 from tinygrad import Tensor, dtypes
 
-from grok_sweep.folded_sums import head_rows, lin_sum, pre_sum
-from grok_sweep.lookup import mix_rows, mix_rows_grouped
+from grok_sweep.folded_sums import head_rows, lin_sum, mixed_pre
+from grok_sweep.lookup import pick_rows_grouped
 from grok_sweep.matmul import matmul, relu_matmul
 
 SEQ_LEN = 3  # a, b, "="
@@ -26,7 +26,8 @@ def _one_hot(tokens: Tensor, vocab: int, batch_minor: bool) -> Tensor:
 
     matmul.py's kernels read either layout fast; where a lookup falls back to tinygrad's own matmul
     (nanda2023's 114 tokens), its gradient's reduction over the batch runs 2-4x faster with each
-    column contiguous, and so do the kernels tinygrad fuses around it."""
+    column contiguous, and so do the kernels tinygrad fuses around it (a training step with lookup
+    groups sums that gradient through them instead: lookup.pick_rows_grouped)."""
     onehot = tokens.one_hot(vocab).cast(dtypes.float32)
     return onehot.T.contiguous().T if batch_minor else onehot.contiguous()
 
@@ -163,7 +164,10 @@ class GPT:
             s_tab = ((table @ blk.wk).reshape(self.vocab, heads, dh) * q).sum(-1)  # (vocab, heads)
             # lookups as matmuls with materialized one-hot rows, so their gradients are plain matmuls
             onehot = _one_hot(x[:, pos], n_tok, batch_minor=self.fold_mlp)
-            scores.append(matmul(onehot, _rows(s_tab, n_tok)).contiguous())
+            if groups is None:
+                scores.append(matmul(onehot, _rows(s_tab, n_tok)).contiguous())
+            else:  # the folded model's (no padded rows)
+                scores.append(pick_rows_grouped(onehot, s_tab, groups[0][pos]).contiguous())
             onehots.append(onehot)
             tables.append(table @ blk.wv)
         scores.append((((resid @ blk.wk).reshape(heads, dh) * q).sum(-1)).reshape(1, -1).expand(b, -1))
@@ -205,14 +209,12 @@ class GPT:
         def project(v: Tensor) -> Tensor:  # (n, d) -> (n, heads, mlp + classes)
             return (v.reshape(-1, heads, dh, 1) * head_out).sum(2)
 
-        tables, last = Tensor.stack(*[project(v) for v in values]), project(resid @ blk.wv)[0]
+        tables, last = Tensor.stack(*[project(v).contiguous() for v in values]), project(resid @ blk.wv)[0]
 
         # the sums round as before matmul.py's kernels (folded_sums.py); the MLP's inputs and the logits' linear
         # part as two lookups: one (batch, mlp + classes) gradient would be a concatenation, which slows the
         # matmul kernel that writes it
-        t, w = tables[..., :mlp], weights[:, :2]
-        rows = mix_rows(t, w, idx) if groups is None else mix_rows_grouped(t, w, idx, groups)
-        pre = pre_sum(rows, weights[:, 2], last[:, :mlp], resid @ blk.w_in + blk.b_in)
+        pre = mixed_pre(tables[..., :mlp], weights, idx, groups, last[:, :mlp], resid @ blk.w_in + blk.b_in)
         t = tables[..., mlp:]
         s0, s1 = (
             head_rows(t[q : q + 1], weights[:, q : q + 1], idx[:, q : q + 1], _position(groups, q)) for q in (0, 1)

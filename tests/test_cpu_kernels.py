@@ -48,4 +48,8 @@ def test_shapes_without_a_c_tile_go_to_the_uop_kernels():
     assert cpu_kernels.kernel("k", (16, 16), 8, False, False, False) is None  # unrolled whole by tinygrad
     assert cpu_kernels.tile(24, 16) == (4, 2) and cpu_kernels.tile(40, 8) == (8, 1)
     assert cpu_kernels.tile(6, 16) == (2, 2)
+    assert cpu_kernels.tile(24, 32, lanes=16) == (4, 2) and cpu_kernels.tile(24, 24, lanes=16) is None
+    # 16-float vectors where clang targets AVX-512 and the columns allow (the cases above run them on such a CPU)
+    assert "__AVX512F__" in cpu_kernels.source("k", (24, 16), 32, False, False, False)
+    assert "__AVX512F__" not in cpu_kernels.source("k", (24, 24), 32, False, False, False)
     assert cpu_kernels.usable("CPU")
