@@ -1,0 +1,74 @@
+"""grok_sweep on one device (a GPU, where one is lent): the default config's and nanda2023's training loops,
+then one whole nanda2023 run, in one command.
+
+    python benchmarks/device.py --device NV                          # or CUDA, AMD, METAL, CPU
+    python benchmarks/device.py --device CPU --steps 20 --full-steps 40   # a quick try
+
+Loops: `Trainer.fit` for --steps steps (evals every 10, no early stop, compile cache off), steps/s after
+the first two steps (which compile). The whole run: `run_job` on `+experiment=nanda2023` as a user runs
+it (progress measures, snapshots, early stopping; --full-steps caps it), its wall time, memorization and
+grokking steps. The reference is the published notebook's 21.7 it/s (Nanda et al.'s nanda2023 run on a
+GPU); issue 16 asks for 10x that. Needs no peers: PyTorch and JAX are timed by benchmarks/speed.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from speed import _cfg  # noqa: E402
+
+NOTEBOOK_STEPS_PER_S = 21.7
+CASES = {"default": [], "nanda2023": ["+experiment=nanda2023", "measures=false"]}
+
+
+def loop(overrides: list[str], device: str, steps: int) -> dict:
+    from grok_sweep.train import Trainer
+
+    cfg = _cfg([*overrides, f"train.device={device}", f"steps={steps}", "eval_every=10", "train.early_stop=0",
+                "train.compile_cache=false"])  # fmt: skip
+    out = Trainer(cfg).fit()
+    return {"steps_per_s": (steps - 2) / out.loop_time_s, "compile_s": out.compile_time_s}
+
+
+def whole_run(device: str, steps: int | None) -> dict:
+    from grok_sweep.app import run_job
+    from grok_sweep.detect import detect
+
+    cfg = _cfg(["+experiment=nanda2023", f"train.device={device}", *([f"steps={steps}"] if steps else [])])
+    with tempfile.TemporaryDirectory() as out:
+        t0 = time.perf_counter()
+        result = run_job(cfg, Path(out), progress=True)
+        wall = time.perf_counter() - t0
+        found = detect(pd.read_parquet(Path(out) / "metrics.parquet"))
+    return {"wall_s": wall, **{k: result.get(k) for k in ("status", "steps_run", "steps_per_s")}, **found}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", required=True, help="a tinygrad device: NV, CUDA, AMD, METAL, CPU, ...")
+    ap.add_argument("--steps", type=int, default=500, help="timed steps of each loop (default 500)")
+    ap.add_argument("--full-steps", type=int, default=None, help="cap on the whole run (default: the preset's)")
+    ap.add_argument("--no-full", action="store_true", help="the loops only")
+    args = ap.parse_args()
+    print(f"| case | device | steps/s | x notebook ({NOTEBOOK_STEPS_PER_S} it/s) | first 2 steps s |")
+    print("|---|---|---|---|---|")
+    for case, overrides in CASES.items():
+        r = loop(overrides, args.device, args.steps)
+        ratio = r["steps_per_s"] / NOTEBOOK_STEPS_PER_S
+        print(f"| {case} | {args.device} | {r['steps_per_s']:.2f} | {ratio:.2f} | {r['compile_s']:.1f} |", flush=True)
+    if not args.no_full:
+        r = whole_run(args.device, args.full_steps)
+        print(f"whole nanda2023 run on {args.device}: {r['status']} after {r['steps_run']} steps in {r['wall_s']:.1f} s"
+              f" ({r['steps_per_s']} steps/s); memorized at {r.get('memorization_step')}, test acc >= 0.99 first at"
+              f" {r.get('grokking_step')}, for good from {r.get('sustained_grokking_step')}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
