@@ -28,13 +28,6 @@ def usable(t: Tensor, width: int) -> bool:
     return cpu_kernels.usable(t.device) and width % 8 == 0
 
 
-def _wide(body: Callable[[int], str], width: int) -> str:
-    """body(lanes) with 16-float vectors under AVX-512 where the width allows, else 8."""
-    if width % 16:
-        return cpu_kernels.HEAD + body(8)
-    return cpu_kernels.HEAD + f"#ifdef __AVX512F__\n{body(16)}#else\n{body(8)}#endif\n"
-
-
 def _heads(acc: str, weights: str, rows: str, heads: int, v: str) -> list[str]:
     """C: acc = 0, then acc += weights[h] * rows[h] for each head in order."""
     lines = [f"      {v} {acc} = 0;"]
@@ -67,7 +60,7 @@ def pre_source(name: str, b: int, vocab: int, heads: int, w: int) -> str:
         ]
         return "\n".join(lines)
 
-    return _wide(body, w)
+    return cpu_kernels.vectors(body, w)
 
 
 def head_rows_source(name: str, b: int, heads: int, w: int) -> str:
@@ -91,7 +84,7 @@ def head_rows_source(name: str, b: int, heads: int, w: int) -> str:
         ]
         return "\n".join(lines)
 
-    return _wide(body, w)
+    return cpu_kernels.vectors(body, w)
 
 
 def run(name: str, source: str, shape: tuple[int, int], inputs: list[Tensor],
@@ -106,6 +99,4 @@ def run(name: str, source: str, shape: tuple[int, int], inputs: list[Tensor],
 
     rows, cols = shape
     work = Estimates(ops=2 * rows * cols * 8, mem=4 * 3 * rows * cols)
-    fxn = cpu_kernels.program(name, source, 1 + len(inputs), work)
-    out = Tensor.empty(*shape, device=inputs[0].device, dtype=inputs[0].dtype)
-    return out.custom_kernel(*(t.contiguous() for t in inputs), fxn=fxn, grad_fxn=grad)[0]
+    return cpu_kernels.run(name, source, shape, inputs, work, grad)

@@ -7,7 +7,8 @@ one order; nanda2023's runs hang on every bit (one rounding step in its initial 
 grokking step by 6 evals), so here each sum rounds as it did then, while the gradients run through
 matmul.py's kernels, which sum in the old kernels' order:
 
-- pre = rows + w2 @ last + fixed: left to tinygrad, which fuses it as before;
+- pre = rows + w2 @ last + fixed: tinygrad fuses it as before; on the CPU a C kernel (folded_kernels.py)
+  computes the same expression per output, as do those of the head rows;
 - lin = ((s0 + s1) + s2) + fixed: s0, s1 (the two positions' rows) and s2 (the "=" rows) each summed
   head by head as a kernel's accumulator did (fma_chain), and written out so no kernel re-associates
   them (tinygrad flattens chains of adds it fuses).

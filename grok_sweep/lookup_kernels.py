@@ -27,9 +27,9 @@ from grok_sweep import cpu_kernels
 LANES = 8
 
 
-def _count(v: str, c: int, b: int) -> str:
+def _count(c: int, b: int) -> str:
     """C: n = how many slots of token v hold an example (they come first)."""
-    return f"    int n = 0; while (n < {c} && M[{v}*{c} + n] < {b}) n++;"
+    return f"    int n = 0; while (n < {c} && M[v*{c} + n] < {b}) n++;"
 
 
 def table_grad_source(name: str, b: int, v: int, c: int, h: int, w: int) -> str:
@@ -38,7 +38,7 @@ def table_grad_source(name: str, b: int, v: int, c: int, h: int, w: int) -> str:
     lines = [
         f"void {name}(float* restrict out, float* restrict G, float* restrict Wt, int* restrict M) {{",
         f"  for (int v = 0; v < {v}; v++) {{",
-        _count("v", c, b),
+        _count(c, b),
         f"    for (int j = 0; j < {w}; j += {LANES * nv}) {{",
         f"      f8 {', '.join(f'{a} = 0' for a in acc)};",
         "      for (int s = 0; s < n; s++) {",
@@ -59,7 +59,7 @@ def slot_dots_source(name: str, b: int, v: int, c: int, h: int, w: int) -> str:
     lines = [
         f"void {name}(float* restrict out, float* restrict G, float* restrict T, int* restrict M) {{",
         f"  for (int v = 0; v < {v}; v++) {{",
-        _count("v", c, b),
+        _count(c, b),
         f"    for (int s = 0; s < {c}; s += {LANES}) {{",
         # lanes past the token's examples read its first example's row; their dots are written as 0
         "      " + " ".join(f"float* r{i} = G + M[v*{c} + (s + {i} < n ? s + {i} : 0)]*{w};" for i in range(LANES)),
@@ -83,7 +83,7 @@ def group_sum_source(name: str, b: int, v: int, c: int, h: int) -> str:
     lines = [
         f"void {name}(float* restrict out, float* restrict D, int* restrict M) {{",
         f"  for (int v = 0; v < {v}; v++) {{",
-        _count("v", c, b),
+        _count(c, b),
         f"    float {', '.join(f'a{i} = 0' for i in range(h))};",
         "    for (int s = 0; s < n; s++) {",
         f"      int m = M[v*{c} + s];",
@@ -104,9 +104,8 @@ def group_sum(d: Tensor, members: Tensor) -> Tensor | None:
         return None
     (b, h), (v, c) = d.shape, members.shape
     name = f"lookup_sum_{b}_{v}_{c}_{h}"
-    fxn = cpu_kernels.program(name, group_sum_source(name, b, v, c, h), 3, Estimates(ops=b * h, mem=4 * b * h))
-    out = Tensor.empty(v, h, device=d.device, dtype=d.dtype)
-    return out.custom_kernel(d.contiguous(), members.contiguous(), fxn=fxn)[0]
+    work = Estimates(ops=b * h, mem=4 * b * h)
+    return cpu_kernels.run(name, group_sum_source(name, b, v, c, h), (v, h), [d, members], work)
 
 
 def _usable(g: Tensor, w: int) -> bool:
@@ -117,9 +116,7 @@ def _run(kind: str, shape: tuple[int, ...], g: Tensor, other: Tensor, members: T
     (b, w), (v, c), h = g.shape, members.shape, other.shape[1]
     name = f"lookup_{kind}_{b}_{v}_{c}_{h}_{w}"
     work = Estimates(ops=2 * v * c * h * w, mem=4 * (v * c * w + 2 * v * h * w))
-    fxn = cpu_kernels.program(name, source(name, b, v, c, h, w), 4, work)
-    out = Tensor.empty(*shape, device=g.device, dtype=g.dtype)
-    return out.custom_kernel(g.contiguous(), other.contiguous(), members.contiguous(), fxn=fxn)[0]
+    return cpu_kernels.run(name, source(name, b, v, c, h, w), shape, [g, other, members], work)
 
 
 def _gathered(g: Tensor, members: Tensor) -> Tensor:
