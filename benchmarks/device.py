@@ -29,7 +29,7 @@ CASES = {"default": [], "nanda2023": ["+experiment=nanda2023", "measures=false"]
 
 
 def loop(overrides: list[str], device: str, steps: int) -> dict:
-    from grok_sweep.train import Trainer
+    from grok_sweep.train.trainer import Trainer
 
     cfg = _cfg([*overrides, f"train.device={device}", f"steps={steps}", "eval_every=10", "train.early_stop=0",
                 "train.compile_cache=false"])  # fmt: skip
@@ -38,8 +38,8 @@ def loop(overrides: list[str], device: str, steps: int) -> dict:
 
 
 def whole_run(device: str, steps: int | None) -> dict:
-    from grok_sweep.app import run_job
     from grok_sweep.detect import detect
+    from grok_sweep.run.job import run_job
 
     cfg = _cfg(["+experiment=nanda2023", f"train.device={device}", *([f"steps={steps}"] if steps else [])])
     with tempfile.TemporaryDirectory() as out:

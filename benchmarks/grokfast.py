@@ -37,8 +37,8 @@ THRESHOLDS = (0.95, 0.99)
 def _run(overrides: list[str], out: str) -> tuple[str, float]:
     from hydra import compose, initialize_config_dir
 
-    from grok_sweep.app import run_job
-    from grok_sweep.config import register
+    from grok_sweep.run.config import register
+    from grok_sweep.run.job import run_job
 
     register()
     with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):

@@ -21,7 +21,7 @@ def run_jax(cfg, steps: int, eval_every: int | None) -> dict:  # noqa: ANN001 - 
     import jax.numpy as jnp
     import numpy as np
 
-    from grok_sweep.train import Trainer
+    from grok_sweep.train.trainer import Trainer
 
     jax.config.update("jax_enable_x64", True)  # for the float64 loss; the weights stay float32
     trainer = Trainer(cfg)  # for the same split and the same initial weights

@@ -24,7 +24,7 @@ STEPS = {"default": 1500, "nanda2023": 300}
 
 
 def _worker(case: str, steps: int, measures: bool) -> None:
-    from grok_sweep.train import Trainer
+    from grok_sweep.train.trainer import Trainer
 
     cfg = _cfg([*CASES[case], f"steps={steps}", f"measures={measures}", "train.early_stop=0"])
     out = Trainer(cfg).fit()

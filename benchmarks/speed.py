@@ -41,7 +41,8 @@ MODES = {"train only": None, "eval every 10": 10}
 def _cfg(overrides: list[str]):
     from hydra import compose, initialize_config_dir
 
-    from grok_sweep.config import register, validate
+    from grok_sweep.run.checks import validate
+    from grok_sweep.run.config import register
 
     register()
     with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
@@ -55,7 +56,7 @@ def _peak_rss_mb() -> float:
 
 
 def run_grok_sweep(overrides: list[str], steps: int, eval_every: int | None, beam: int) -> dict:
-    from grok_sweep.train import Trainer
+    from grok_sweep.train.trainer import Trainer
 
     # train only: evals at the first and last step, as the loop always does
     cfg = _cfg([*overrides, f"steps={steps}", f"eval_every={eval_every or steps}", f"train.beam={beam}",
@@ -68,7 +69,7 @@ def run_grok_sweep(overrides: list[str], steps: int, eval_every: int | None, bea
 
 def run_user(overrides: list[str], steps: int, beam: int) -> dict:
     """One whole job as a user runs it (run_job: evals every 10, progress bar, checkpoints, files): its wall time."""
-    from grok_sweep.app import run_job
+    from grok_sweep.run.job import run_job
 
     cfg = _cfg([*overrides, f"steps={steps}", "eval_every=10", f"train.beam={beam}", "train.early_stop=0"])
     with tempfile.TemporaryDirectory() as out:
@@ -84,7 +85,7 @@ def run_torch(overrides: list[str], steps: int, eval_every: int | None) -> dict:
     import numpy as np
     import torch
 
-    from grok_sweep.train import Trainer
+    from grok_sweep.train.trainer import Trainer
 
     torch.set_num_threads(1)
     cfg = _cfg(overrides)

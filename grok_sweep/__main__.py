@@ -1,4 +1,8 @@
-"""Command line: `python -m grok_sweep [key=value ...]`, or `-m` for a grid (Hydra multirun)."""
+"""Command line: `python -m grok_sweep [key=value ...]`, or `-m` for a grid (Hydra multirun).
+
+A shell around plain functions: run/precheck.py checks the command line, run/job.py trains the job,
+grok_sweep.aggregate writes what a run or a sweep found.
+"""
 
 import logging
 import sys
@@ -10,20 +14,19 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from grok_sweep.aggregate import aggregate
-from grok_sweep.app import RUNNING_ELSEWHERE, run_job
-from grok_sweep.cli import check_command_line
-from grok_sweep.config import ConfigError, register
-from grok_sweep.files import WriteError
-from grok_sweep.live import quiet_console
-from grok_sweep.store import COMPLETED
+from grok_sweep.run.callbacks import quiet_console
+from grok_sweep.run.checks import ConfigError
+from grok_sweep.run.config import CONF_DIR, register
+from grok_sweep.run.job import run_job
+from grok_sweep.run.precheck import check_command_line
+from grok_sweep.store.layout import RUNNING_ELSEWHERE, TRAINED
+from grok_sweep.util.files import WriteError
 
 register()
 logging.raiseExceptions = False  # a log line that cannot be written (full disk) is dropped, not a traceback
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 
-# config_path is relative to this file; it only resolves to the top-level conf/ from __main__
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> None:
     hydra_cfg = HydraConfig.get()
     out_dir = Path(hydra_cfg.runtime.output_dir)
@@ -43,7 +46,7 @@ def main(cfg: DictConfig) -> None:
         unwritten = None
     except WriteError as err:  # the run's own failure, if any, says more
         unwritten = f"grok_sweep: error: {err}"
-    if result["status"] not in COMPLETED:
+    if result["status"] not in TRAINED:
         why = f": {result['error']}" if result.get("error") else ""
         sys.exit(f"grok_sweep: the run {result['status']} at step {result['stopped_at_step']}{why} ({out_dir})")
     if unwritten:

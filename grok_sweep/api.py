@@ -3,7 +3,7 @@
 run = load_run("outputs/runs/2026-12-01/10-00-00")
 run.metrics                       # per-step DataFrame, as in metrics.parquet
 run.predict([3, 5], [4, 50])      # the final model's answers to 3 op 4 and 5 op 50
-run.model(step=500)               # the tinygrad GPT at a snapshot (train.snapshot_every)
+run.model(step=500)               # the tinygrad GPT at a snapshot (train.snapshot_every): model/gpt.py
 
 sweep = load_sweep("outputs/sweeps/2026-12-01/10-00-00")
 sweep.summary                     # one row per job, as in summary.parquet
@@ -21,7 +21,12 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from grok_sweep.store import METRICS_FILE, RESULT_FILE, metrics_exist, read_metrics, read_result
+from grok_sweep.data.tasks import all_pairs, encode, every_pair, job_split
+from grok_sweep.store.jobs import job_folders
+from grok_sweep.store.layout import CONFIG_FILE, HYDRA_DIR, INCOMPLETE, METRICS_FILE, RESULT_FILE, SUMMARY_FILE
+from grok_sweep.store.metrics import metrics_exist, read_metrics
+from grok_sweep.store.results import read_result
+from grok_sweep.store.weights import find_snapshots
 
 
 class LoadError(ValueError):
@@ -39,16 +44,16 @@ class Run:
 
     def __init__(self, folder: Path, device: str = "CPU"):
         self.folder, self.device = folder, device
-        hydra_config = folder / ".hydra" / "config.yaml"
+        hydra_config = folder / HYDRA_DIR / CONFIG_FILE
         result = read_result(folder)
         if hydra_config.exists():
             self.config: DictConfig = OmegaConf.load(hydra_config)
-        elif result is not None and "config" in result:  # a job run through app.run_job, without Hydra
+        elif result is not None and "config" in result:  # a job run through run_job, without Hydra
             self.config = OmegaConf.create(result["config"])
         else:
             raise LoadError(f"{folder} is not a job folder (no .hydra/config.yaml or result.json); it holds: "
                             f"{_listing(folder)}")  # fmt: skip
-        self.result: dict[str, Any] = result or {"status": "incomplete"}
+        self.result: dict[str, Any] = result or {"status": INCOMPLETE}
 
     def __repr__(self) -> str:
         return f"Run({str(self.folder)!r}, status={self.result['status']!r})"
@@ -63,16 +68,13 @@ class Run:
     @property
     def snapshot_steps(self) -> list[int]:
         """The steps with weights on disk (the model after that many updates), the final one included."""
-        from grok_sweep.snapshots import find_snapshots
-
         return list(find_snapshots(self.folder))
 
     def model(self, step: Optional[int] = None):
-        """The tinygrad GPT with the weights of `step` (the final model if None)."""
+        """The tinygrad GPT (model/gpt.py) with the weights of `step` (the final model if None)."""
         from tinygrad.nn.state import load_state_dict, safe_load
 
-        from grok_sweep.snapshots import find_snapshots
-        from grok_sweep.train import job_model
+        from grok_sweep.model.gpt import job_model
 
         found = find_snapshots(self.folder)
         if not found:
@@ -86,18 +88,18 @@ class Run:
         return m
 
     def _logits(self, a: np.ndarray, b: np.ndarray, step: Optional[int]) -> np.ndarray:
+        """The logits as training computed them (model/forward.py: the model's function, faster)."""
         from tinygrad import Tensor
 
-        p = self.config.modulus
-        x = np.stack([a, b, np.full_like(a, p)], axis=1).astype(np.int32)
-        return self.model(step)(Tensor(x, device=self.device)).numpy()
+        from grok_sweep.model.forward import logits
+
+        x = Tensor(encode(a, b, self.config.modulus), device=self.device)
+        return logits(self.model(step), x).numpy()
 
     def logits(self, step: Optional[int] = None) -> np.ndarray:
         """(p, p, p) float: the logits for a, b, class; NaN for pairs the job's operation leaves out."""
-        from grok_sweep.tasks import all_pairs
-
         p = self.config.modulus
-        a, b = np.divmod(np.arange(p * p), p)
+        a, b = every_pair(p)
         out = self._logits(a, b, step).reshape(p, p, p)
         defined = all_pairs(p, self.config.operation)[0]
         keep = np.zeros((p, p), dtype=bool)
@@ -117,9 +119,7 @@ class Run:
         return flat.reshape(a.shape)
 
     def split(self):
-        """The job's train and test pairs (tasks.Split: x_train (n, 3) tokens a, b, "=", y_train, ...)."""
-        from grok_sweep.train import job_split
-
+        """The job's train and test pairs (data.tasks.Split: x_train (n, 3) tokens a, b, "=", y_train, ...)."""
         return job_split(self.config)
 
 
@@ -142,17 +142,16 @@ def load_run(job_dir: str | Path, device: str = "CPU") -> Run:
 def load_sweep(sweep_dir: str | Path, device: str = "CPU") -> Sweep:
     """A sweep folder's aggregates (made first if missing) and its runs."""
     from grok_sweep.aggregate import aggregate
-    from grok_sweep.store import find_jobs
 
     folder = Path(sweep_dir)
     if not folder.is_dir():
         raise LoadError(f"{folder}: no such folder")
-    names = [job.name for job in find_jobs(folder)]
+    names = [f.relative_to(folder).as_posix() for f in job_folders(folder)]
     if not names or names == ["."]:
-        is_run = names or (folder / RESULT_FILE).exists()  # a run of app.run_job has no .hydra folder
+        is_run = names or (folder / RESULT_FILE).exists()  # a run of run_job has no .hydra folder
         what = "a run folder (use load_run)" if is_run else "not a sweep folder (no job folders in it)"
         raise LoadError(f"{folder} is {what}; it holds: {_listing(folder)}")
-    if not (folder / "summary.parquet").exists() or not (folder / METRICS_FILE).exists():
+    if not (folder / SUMMARY_FILE).exists() or not (folder / METRICS_FILE).exists():
         aggregate(folder, echo=lambda *_: None)
-    summary, metrics = pd.read_parquet(folder / "summary.parquet"), read_metrics(folder / METRICS_FILE)
+    summary, metrics = pd.read_parquet(folder / SUMMARY_FILE), read_metrics(folder / METRICS_FILE)
     return Sweep(folder, summary, metrics, {name: Run(folder / name, device) for name in names})

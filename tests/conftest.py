@@ -10,7 +10,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from grok_sweep.config import register
+from grok_sweep.run.config import register
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -19,7 +19,7 @@ TINY = ["modulus=7", "train_ratio=0.6", "width=16", "model.heads=2", "steps=40",
 
 register()
 
-# the suite's own JIT cache (jit_cache.py), shared by its jobs and subprocesses: it starts empty, so the
+# the suite's own JIT cache (fast/jit_cache.py), shared by its jobs and subprocesses: it starts empty, so the
 # first job of each shape compiles as a new user's would, and ~/.cache is left alone
 if "GROK_SWEEP_CACHE_DIR" not in os.environ:
     os.environ["GROK_SWEEP_CACHE_DIR"] = tempfile.mkdtemp(prefix="grok_sweep_jit_")

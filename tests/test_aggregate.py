@@ -13,9 +13,9 @@ from omegaconf import OmegaConf
 
 from conftest import ROOT, make_cfg
 from grok_sweep.aggregate import AggregateError, aggregate
+from grok_sweep.aggregate.table import phase_cells, phase_table
 from grok_sweep.detect import PHASES
-from grok_sweep.store import METRICS_FILE
-from grok_sweep.table import phase_cells, phase_table
+from grok_sweep.store.layout import METRICS_FILE
 
 SUMMARY_COLUMNS = [
     "job", "weight_decay", "train_ratio", "seed", "status", "steps_run", "memorization_step", "grokking_step",

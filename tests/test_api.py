@@ -10,10 +10,10 @@ from tinygrad import Tensor
 
 from conftest import ROOT, TINY, make_cfg
 from grok_sweep import LoadError, load_run, load_sweep
-from grok_sweep.app import run_job
-from grok_sweep.snapshots import SNAPSHOT_DIR
-from grok_sweep.tasks import all_pairs
-from grok_sweep.train import Trainer
+from grok_sweep.data.tasks import all_pairs
+from grok_sweep.run.job import run_job
+from grok_sweep.store.layout import SNAPSHOT_DIR
+from grok_sweep.train.trainer import Trainer
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def snap_run(tmp_path_factory):
 
 
 def _logits(model, x: np.ndarray) -> np.ndarray:
-    return model.reference(Tensor(x)).numpy()
+    return model(Tensor(x)).numpy()
 
 
 def test_snapshots_hold_the_weights_the_job_had_at_their_steps(snap_run):

@@ -6,8 +6,8 @@ from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ValidationError
 
 from conftest import CONF, ROOT, TINY, make_cfg
-from grok_sweep import cli
-from grok_sweep.config import ConfigError, validate
+from grok_sweep.run import precheck as cli
+from grok_sweep.run.checks import ConfigError, validate
 
 BAD = [
     (["train_ratio=1.5"], "train_ratio=1.5", "strictly between 0 and 1"),

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 from tinygrad import Tensor
 
-from grok_sweep import cpu_kernels, matmul
+from grok_sweep.fast import matmuls as matmul
+from grok_sweep.fast.cpu import kernels as cpu_kernels
 
 M = matmul
 

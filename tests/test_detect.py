@@ -6,9 +6,11 @@ import pytest
 
 from grok_sweep.detect import (
     Rule,
+    Streak,
     detect,
     grokking_delay,
     grokking_step,
+    held_since,
     memorization_step,
     phase,
     sustained_grokking_step,
@@ -104,3 +106,19 @@ def test_delay_rule(mem, sus, rule, want):
 def test_delay_needs_both_steps():
     assert grokking_delay(None, 5) is None and grokking_delay(5, None) is None
     assert grokking_delay(100, 2000) == 1900
+
+
+def test_the_streak_eval_by_eval_agrees_with_the_whole_run():
+    # early stopping and the live view read the rule eval by eval (Streak), the summary over the whole run
+    # (held_since): on random runs, with NaN evals and accuracies at the threshold, they name the same step
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n = int(rng.integers(0, 30))
+        accs = rng.choice([0.5, 0.98, 0.99, 1.0, np.nan], size=n, p=[0.2, 0.1, 0.2, 0.4, 0.1])
+        steps = np.sort(rng.choice(1000, size=n, replace=False))
+        streak = Streak(0.99)
+        for s, a in zip(steps, accs, strict=True):
+            streak.update(int(s), float(a))
+        assert held_since(steps, accs, 0.99) == streak.since, (steps, accs)
+    assert held_since(np.array([0, 10, 20]), np.array([1.0, 0.99, 0.99]), 0.99) == 0
+    assert held_since(np.array([0, 10, 20]), np.array([1.0, np.nan, 1.0]), 0.99) == 20

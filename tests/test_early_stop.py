@@ -8,9 +8,9 @@ from omegaconf import OmegaConf
 
 from conftest import TINY, make_cfg
 from grok_sweep.aggregate import aggregate
-from grok_sweep.app import run_job
 from grok_sweep.detect import sustained_grokking_step
-from grok_sweep.early_stop import EarlyStop
+from grok_sweep.run.job import run_job
+from grok_sweep.train.early_stop import EarlyStop
 
 
 def _first_stop(steps, accs, hold, acc=0.99):

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 from tinygrad import Tensor
 
-from grok_sweep import folded_kernels as FK
-from grok_sweep import folded_sums as FS
-from grok_sweep.lookup import make_groups
+from grok_sweep.fast import fold as FS
+from grok_sweep.fast.cpu import folded as FK
+from grok_sweep.fast.lookups import make_groups
 
 
 def _case(b: int, vocab: int, heads: int, width: int):
@@ -26,7 +26,7 @@ def _run(case, groups: bool) -> list[np.ndarray]:
     pre = FS.mixed_pre(tables, weights, idx, g, last, fixed)
     rows = FS.head_rows(tables[1:], weights[:, 1:2], idx[:, 1:2], pos1)
     grads = ((pre * pre).sum() + (rows * rows.exp()).sum()).gradient(tables, weights)
-    # gradients taken before the kernels' outputs are realized, as with any custom kernel (matmul.py)
+    # gradients taken before the kernels' outputs are realized, as with any custom kernel (fast/matmuls.py)
     Tensor.realize(pre, rows, *grads)
     return [t.numpy() for t in (pre, rows, *grads)]
 

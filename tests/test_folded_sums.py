@@ -1,11 +1,11 @@
-"""folded_sums.fma_chain rounds as an FMA accumulator (the folded model's values and gradients: test_model.py)."""
+"""fast.fold.fma_chain rounds as an FMA accumulator (the folded model's values and gradients: test_model.py)."""
 
 import numpy as np
 import pytest
 from tinygrad import Tensor
 
 from conftest import has_fma
-from grok_sweep.folded_sums import fma_chain
+from grok_sweep.fast.fold import fma_chain
 
 
 @pytest.mark.skipif(not has_fma(), reason="the CPU has no FMA: every add rounds its product first")

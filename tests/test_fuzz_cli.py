@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from conftest import CONF, ROOT
-from grok_sweep.cli import check_command_line
-from grok_sweep.config import GROKFAST, Config, schema_keys
+from grok_sweep.run.config import GROKFAST, Config, schema_keys
+from grok_sweep.run.precheck import check_command_line
 
 BASE = ["modulus=11", "width=16", "model.heads=2", "steps=20"]  # a small job, so the memory check passes
 VALUES = {  # valid, boundary and invalid values for each type of key
@@ -101,7 +101,8 @@ def test_every_fuzzed_line_is_accepted_or_refused_in_one_line(tmp_path, monkeypa
         assert all(isinstance(p, str) and p and "\n" not in p and len(p) < 400 for p in found), (args, found)
         accepted, refused = accepted + (not found), refused + bool(found)
     assert list(tmp_path.iterdir()) == []  # the pre-check writes nothing
-    assert accepted > 30 and refused > 150  # the fuzz reaches both sides
+    # the fuzz reaches both sides (a line with a bare key, shape "{k}", is refused, as Hydra's parser refuses it)
+    assert accepted > 20 and refused > 150
 
 
 @pytest.mark.parametrize("index", range(0, 360, 90))

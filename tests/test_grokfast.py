@@ -5,8 +5,8 @@ import pytest
 from tinygrad import Tensor, TinyJit
 
 from conftest import TINY, make_cfg
-from grok_sweep.grokfast import EMA, MA, make_filter
-from grok_sweep.train import Trainer
+from grok_sweep.train.grokfast import EMA, MA, make_filter
+from grok_sweep.train.trainer import Trainer
 
 SHAPES = [(3, 4), (5,)]  # a matrix and a bias
 

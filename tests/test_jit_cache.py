@@ -1,16 +1,20 @@
 """The disk cache of captured JITs: a cached job computes exactly what a compiling one does."""
 
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from tinygrad import Tensor, TinyJit
 
+import grok_sweep
 from conftest import TINY, make_cfg
-from grok_sweep import jit_cache
-from grok_sweep.train import Trainer
+from grok_sweep.fast import jit_cache
+from grok_sweep.train.compile_cache import kernel_config
+from grok_sweep.train.trainer import Trainer
 
 
 @pytest.fixture
@@ -52,39 +56,57 @@ def test_a_damaged_entry_is_rebuilt_not_trusted(cache):
     trainer, after = _train()
     assert not _loaded(trainer)  # compiled again, and wrote a good entry
     np.testing.assert_array_equal(after, before)
-    assert jit_cache._read(entry.read_bytes())["train"].captured is not None
+    assert jit_cache._read(entry.read_bytes())["jits"][0].captured is not None
+
+
+def _key(*overrides: str, inputs=None, device: str = "CPU") -> str:
+    return jit_cache.entry_key(kernel_config(make_cfg(*TINY, *overrides)), inputs or [Tensor.zeros(4, 3)], device)
 
 
 def test_the_key_holds_what_shapes_the_kernels_and_not_the_seed():
-    inputs = [Tensor.zeros(4, 3)]
-    key = jit_cache.entry_key(make_cfg(*TINY), inputs, "CPU")
-    same = make_cfg(*TINY, "seed=5", "steps=99", "train.early_stop=3", "weight_decay=0.5", "train_ratio=0.5")
-    assert key == jit_cache.entry_key(same, inputs, "CPU")
-    assert key != jit_cache.entry_key(make_cfg(*TINY, "optim.beta1=0.8"), inputs, "CPU")
-    assert key != jit_cache.entry_key(make_cfg(*TINY, "width=32"), inputs, "CPU")
-    assert key != jit_cache.entry_key(make_cfg(*TINY), [Tensor.zeros(5, 3)], "CPU")
-    assert key != jit_cache.entry_key(make_cfg(*TINY), inputs, "CPU:1")
+    key = _key()
+    assert key == _key("seed=5", "steps=99", "train.early_stop=3", "weight_decay=0.5", "train_ratio=0.5")
+    assert key != _key("optim.beta1=0.8")
+    assert key != _key("width=32")
+    assert key != _key(inputs=[Tensor.zeros(5, 3)])
+    assert key != _key(device="CPU:1")
 
 
 def test_an_entry_made_on_another_cpu_is_not_used(monkeypatch):
     # kernels are compiled for the host CPU: a home folder shared by a cluster's nodes must not mix them
-    inputs = [Tensor.zeros(4, 3)]
-    key = jit_cache.entry_key(make_cfg(*TINY), inputs, "CPU")
+    key = _key()
     assert jit_cache.cpu_identity() == jit_cache.cpu_identity.__wrapped__()
     monkeypatch.setattr(jit_cache, "cpu_identity", lambda: "another cpu")
-    assert key != jit_cache.entry_key(make_cfg(*TINY), inputs, "CPU")
+    assert key != _key()
+
+
+def test_an_edit_in_any_folder_of_the_package_makes_a_miss(cache, tmp_path, monkeypatch):
+    # the source hash covers every folder: a step compiled by other code is never loaded
+    assert jit_cache.PACKAGE == Path(grok_sweep.__file__).resolve().parent
+    copy = tmp_path / "grok_sweep"
+    shutil.copytree(jit_cache.PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(jit_cache, "PACKAGE", copy)
+    assert jit_cache.code_version.__wrapped__() == jit_cache.code_version()  # the copy hashes as the package
+    _train()
+    assert _loaded(_train()[0])
+    for edited in ("model/gpt.py", "run/config.py", "store/layout.py", "__main__.py"):
+        before = jit_cache.code_version.__wrapped__()
+        (copy / edited).write_text((copy / edited).read_text() + "\n# an edit\n")
+        assert jit_cache.code_version.__wrapped__() != before, edited
+    monkeypatch.setattr(jit_cache, "code_version", jit_cache.code_version.__wrapped__)
+    assert not _loaded(_train()[0])
 
 
 def test_a_jit_that_reads_an_unnamed_tensor_is_not_saved(cache):
     named, hidden = Tensor.ones(4).contiguous().realize(), Tensor.full((4,), 2.0).contiguous().realize()
-    entry = jit_cache.JitCache(make_cfg(*TINY), [named], "CPU")
+    entry = jit_cache.JitCache(kernel_config(make_cfg(*TINY)), [named], "CPU")
     entry.note_existing()
     step = TinyJit(lambda x: (x * named * hidden).realize())
     for _ in range(3):
         step(Tensor.ones(4).contiguous().realize())
-    assert not entry.save(step, step, {"named": named})  # `hidden` would be baked in
+    assert not entry.save([step, step], {"named": named})  # `hidden` would be baked in
     assert not entry.path.exists()
-    assert entry.save(step, step, {"named": named, "hidden": hidden})
+    assert entry.save([step, step], {"named": named, "hidden": hidden})
     assert entry.path.exists()
 
 
@@ -109,8 +131,8 @@ def test_clear_empties_the_cache(cache):
 
 
 def test_a_job_says_whether_its_steps_came_from_the_cache(cache, tmp_path):
-    from grok_sweep.app import run_job
-    from grok_sweep.store import read_metrics
+    from grok_sweep.run.job import run_job
+    from grok_sweep.store.metrics import read_metrics
 
     cfg = make_cfg(*TINY)
     first, second = run_job(cfg, tmp_path / "a", progress=False), run_job(cfg, tmp_path / "b", progress=False)

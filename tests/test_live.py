@@ -19,10 +19,12 @@ import pyte
 import pytest
 
 from conftest import ROOT, TINY
-from grok_sweep.job_status import STATUS_FILE, JobStatus, read_status
-from grok_sweep.live import Lines, table
-from grok_sweep.lock import JobLock
-from grok_sweep.sweep_view import JobView, Sweep, eta_s, header, read_job, shown
+from grok_sweep.store.layout import STATUS_FILE
+from grok_sweep.store.lock import JobLock
+from grok_sweep.store.status import read_status
+from grok_sweep.train.progress import JobStatus
+from grok_sweep.view.live import Lines, table
+from grok_sweep.view.state import JobView, Sweep, eta_s, header, read_job, shown
 
 HEADLINE = ["weight_decay=0.1,1.0", "train_ratio=0.2,0.3,0.5"]
 TINY_REST = [o for o in TINY if not o.startswith("train_ratio")]

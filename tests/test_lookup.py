@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from tinygrad import Tensor
 
-from grok_sweep.lookup import make_groups, mix_rows, mix_rows_grouped
+from grok_sweep.fast.lookups import make_groups, mix_rows, mix_rows_grouped
 
 
 def test_groups_list_each_tokens_examples_then_the_zero_row():

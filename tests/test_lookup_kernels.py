@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from tinygrad import Tensor
 
-from grok_sweep import lookup_kernels as L
-from grok_sweep.lookup import make_groups
+from grok_sweep.fast.cpu import lookup as L
+from grok_sweep.fast.lookups import make_groups
 
 
 def _case(b: int, vocab: int, heads: int, width: int, capacity: int | None = None):

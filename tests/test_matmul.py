@@ -3,10 +3,12 @@ import pytest
 from tinygrad import Tensor
 from tinygrad.nn.state import get_parameters
 
-from grok_sweep.lookup import make_groups
-from grok_sweep.matmul import fits, matmul
-from grok_sweep.model import GPT, cross_entropy
-from grok_sweep.tasks import all_pairs
+from grok_sweep.data.tasks import all_pairs
+from grok_sweep.fast.lookups import make_groups
+from grok_sweep.fast.matmuls import fits, matmul
+from grok_sweep.model import forward, sizes
+from grok_sweep.model.gpt import GPT
+from grok_sweep.model.loss import cross_entropy
 
 
 def _values_and_grads(fast: bool, relu: bool, x: np.ndarray, w: np.ndarray, g: np.ndarray) -> list[np.ndarray]:
@@ -34,16 +36,16 @@ def test_matmul_matches_the_plain_expression(b, k, n, hand, relu):
     assert (np.abs(fast[1][:, 0]).max() == 0) == relu
 
 
-def test_folded_model_with_the_hand_scheduled_kernels_matches_the_reference():
+def test_folded_model_with_the_hand_scheduled_kernels_matches_the_plain_gpt(monkeypatch):
     p, width = 7, 16
     model = GPT(np.random.default_rng(0), p, width, 2, 1, 4 * width, "CPU")
-    model.fold_mlp = True
+    monkeypatch.setattr(sizes, "FOLD_MIN_WIDTH", width)
     x, y = (a[:48] for a in all_pairs(p))  # 48 rows, mlp 64, classes padded to 16: every tile divides
     assert fits(Tensor.zeros(48, 4 * width), Tensor.zeros(4 * width, 16))
     groups = tuple(Tensor(a) for a in make_groups(x[:, :2], p + 1))
     params, results = get_parameters(model), []
-    for forward in (lambda t: model(t, groups), model.reference):
-        logits = forward(Tensor(x))
+    for fwd in (lambda t: forward.logits(model, t, groups), model):
+        logits = fwd(Tensor(x))
         grads = cross_entropy(logits, Tensor(y)).gradient(*params)
         results.append([logits.numpy(), *(g.numpy() for g in grads)])
     for fast, ref in zip(*results, strict=True):

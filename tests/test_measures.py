@@ -6,9 +6,9 @@ import pytest
 from tinygrad import Tensor
 
 from conftest import TINY, make_cfg
-from grok_sweep import measures as m
-from grok_sweep.model import GPT
-from grok_sweep.train import Trainer
+from grok_sweep.model import measures as m
+from grok_sweep.model.gpt import GPT
+from grok_sweep.train.trainer import Trainer
 
 P = 13
 
@@ -76,7 +76,7 @@ def test_measures_of_a_random_model_follow_the_formulas(operation):
     train_pairs = x[np.random.default_rng(2).permutation(P * P)[:80], :2]
     train = np.zeros(P * P)
     train[train_pairs[:, 0] * P + train_pairs[:, 1]] = 1
-    logits = model.reference(Tensor(x)).numpy().astype(np.float64)
+    logits = model(Tensor(x)).numpy().astype(np.float64)
     acts = m.forward(model, Tensor(x))[0].numpy().astype(np.float64)
     got = _measure(model, train_pairs, operation)
     restricted, excluded, gini, mask = got[0], got[1], got[2], got[3:]
@@ -108,7 +108,7 @@ def test_a_hand_built_model_has_exactly_its_frequencies():
     freqs = (2, 5)
     model = _hand_built(freqs)
     acts, logits = (t.numpy() for t in m.forward(model, Tensor(_all_pairs(P)[0])))
-    np.testing.assert_allclose(logits, model.reference(Tensor(_all_pairs(P)[0])).numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(logits, model(Tensor(_all_pairs(P)[0])).numpy(), rtol=1e-5, atol=1e-5)
     assert np.allclose(acts, np.clip(acts, 1e-3, None))  # the bias keeps every neuron in the ReLU's linear part
     got = _measure(model, _all_pairs(P)[0][:50, :2])
     assert [k + 1 for k in np.flatnonzero(got[3:])] == list(freqs)
@@ -175,7 +175,7 @@ def test_a_run_with_measures_logs_them_at_every_eval():
 
 
 def test_measures_are_refused_for_an_operation_without_the_circuit():
-    from grok_sweep.config import ConfigError, validate
+    from grok_sweep.run.checks import ConfigError, validate
 
     with pytest.raises(ConfigError, match="measures=True is not allowed: .*add or sub only .*operation=mul"):
         validate(make_cfg(*TINY, "operation=mul", "measures=true"))

@@ -4,8 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from grok_sweep.metrics_log import MetricsLog, write_metrics
-from grok_sweep.store import METRICS_FILE, read_metrics
+from grok_sweep.store.layout import METRICS_FILE
+from grok_sweep.store.metrics import read_metrics
+from grok_sweep.train.metrics_log import MetricsLog, write_metrics
 
 
 def _train_rows(start: int, end: int) -> np.ndarray:

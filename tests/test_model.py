@@ -6,10 +6,12 @@ from tinygrad import Context, Tensor
 from tinygrad.nn.state import get_parameters, get_state_dict
 
 from conftest import has_fma, make_cfg
-from grok_sweep.lookup import make_groups
-from grok_sweep.model import GPT, cross_entropy
-from grok_sweep.tasks import all_pairs
-from grok_sweep.train import Trainer
+from grok_sweep.data.tasks import all_pairs
+from grok_sweep.fast.lookups import make_groups
+from grok_sweep.model import forward, sizes
+from grok_sweep.model.gpt import GPT
+from grok_sweep.model.loss import cross_entropy
+from grok_sweep.train.trainer import Trainer
 
 
 def _model(p=7, width=16, heads=2, layers=1):
@@ -56,17 +58,18 @@ def test_float64_loss_resolves_tiny_losses():
 
 @pytest.mark.parametrize("grouped", [False, True])
 @pytest.mark.parametrize(("layers", "fold_mlp"), [(1, False), (1, True), (2, False)])
-def test_fast_forward_matches_reference_logits_and_gradients(layers, fold_mlp, grouped):
+def test_fast_forward_matches_the_plain_gpt_logits_and_gradients(layers, fold_mlp, grouped, monkeypatch):
     p = 7
     model = _model(p, width=16, heads=2, layers=layers)
-    model.fold_mlp = fold_mlp
+    monkeypatch.setattr(sizes, "FOLD_MIN_WIDTH", 16 if fold_mlp else 128)
+    assert forward.folded(model) == fold_mlp
     x, y = all_pairs(p)
     params = get_parameters(model)
     results = []
     groups = tuple(Tensor(a) for a in make_groups(x[:, :2], p + 1)) if grouped else None
     x, y = Tensor(x), Tensor(y)
-    for forward in (lambda x: model(x, groups), model.reference):
-        logits = forward(x)
+    for fwd in (lambda x: forward.logits(model, x, groups), model):
+        logits = fwd(x)
         loss = cross_entropy(logits, y)
         grads = loss.gradient(*params)
         results.append((logits.numpy(), [g.numpy() for g in grads]))
@@ -84,8 +87,8 @@ def test_weighted_cross_entropy_is_the_mean_over_weight_one_examples():
     np.testing.assert_allclose(padded, cross_entropy(Tensor(z[:7]), Tensor(y[:7]), "float64").numpy(), rtol=1e-12)
 
 
-# sha256 (first 12 hex digits) of each gradient below, as computed by commit 79d3add and by 0d69592, the last
-# two versions before matmul.py's kernels took over the default model's products (same digests from both)
+# sha256 (first 12 hex digits) of each gradient of the default model's first step (the digests of the plain
+# tinygrad expressions, before the speed code's kernels: the default config's runs keep these bits)
 _BEFORE_KERNELS = {
     "tok_emb": "6a5d6cd94670", "pos_emb": "ca89fca940c5", "blocks.0.wq": "6aa5f54233a0",
     "blocks.0.wk": "7cf9db38f0b5", "blocks.0.wv": "71628c8f05ec", "blocks.0.wo": "36b4bb656ac3",
@@ -97,12 +100,12 @@ _BEFORE_KERNELS = {
 @pytest.mark.skipif(not has_fma(), reason="digests recorded on an x86 CPU with FMA; other CPUs round otherwise")
 def test_default_model_gradients_are_those_of_the_versions_before_the_kernels():
     # the default config's shapes (p 53, width 64, a full batch of 1152 rows): every gradient to the last bit as
-    # before, so that the default config's runs repeat the earlier versions' step for step (model._one_block)
+    # the plain expressions', so that the default config's runs repeat step for step (forward._one_block)
     p, batch = 53, 1152
     model = GPT(np.random.default_rng(0), p, 64, 4, 1, 256, "CPU")
     x, y = all_pairs(p)
     with Context(TRAINING=1):
-        loss = cross_entropy(model(Tensor(x[:batch])), Tensor(y[:batch]))
+        loss = cross_entropy(forward.logits(model, Tensor(x[:batch])), Tensor(y[:batch]))
         params = get_state_dict(model)
         grads = loss.gradient(*params.values())
     got = {n: hashlib.sha256(g.numpy().tobytes()).hexdigest()[:12] for n, g in zip(params, grads, strict=True)}
@@ -110,8 +113,8 @@ def test_default_model_gradients_are_those_of_the_versions_before_the_kernels():
 
 
 # the same digests of nanda2023's first step (its full batch of 3830 rows padded to 3840, the folded model), the
-# logits of the training step and of the first test chunk, as computed by commit 79d3add (the step's logits and
-# gradients realized together, as the training step does)
+# logits of the training step and of the first test chunk, as computed by the plain expressions (the step's
+# logits and gradients realized together, as the training step does)
 _NANDA_BEFORE_KERNELS = {
     "train logits": "40a303abeb33", "tok_emb": "a34a6c9ef8ba", "pos_emb": "b3aefe0bd696",
     "blocks.0.wq": "65302f9d1b5f", "blocks.0.wk": "ac41ded73699", "blocks.0.wv": "37d5d064cad0",
@@ -123,12 +126,12 @@ _NANDA_BEFORE_KERNELS = {
 
 @pytest.mark.skipif(not has_fma(), reason="digests recorded on an x86 CPU with FMA; other CPUs round otherwise")
 def test_nanda2023_logits_and_gradients_are_those_of_the_version_before_the_kernels():
-    # nanda2023's runs hang on every bit (folded_sums.py); these shapes are the preset's own
+    # nanda2023's runs hang on every bit (fast/fold.py); these shapes are the preset's own
     cfg = make_cfg("+experiment=nanda2023", "measures=false", "train.compile_cache=false")
     t = Trainer(cfg)
     digest = lambda a: hashlib.sha256(a.tobytes()).hexdigest()[:12]  # noqa: E731
     with Context(TRAINING=1):
-        logits = t.model(t.x_train, groups=t.groups_train)
+        logits = forward.logits(t.model, t.x_train, t.groups_train)
         loss = cross_entropy(logits, t.y_train, cfg.train.loss_dtype, t.w_train)
         params = get_state_dict(t.model)
         grads = loss.gradient(*params.values())
@@ -137,5 +140,5 @@ def test_nanda2023_logits_and_gradients_are_those_of_the_version_before_the_kern
         Tensor.realize(logits, *grads)
         got = {"train logits": digest(logits.numpy())}
     got |= {n: digest(g.numpy()) for n, g in zip(params, grads, strict=True)}
-    got["test logits"] = digest(t.model(t.test[0].x).numpy())
+    got["test logits"] = digest(forward.logits(t.model, t.test[0].x).numpy())
     assert got == _NANDA_BEFORE_KERNELS, [n for n in got if got[n] != _NANDA_BEFORE_KERNELS[n]]

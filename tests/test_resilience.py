@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from conftest import CONF, ROOT, TINY
-from grok_sweep.cli import check_command_line
-from grok_sweep.snapshots import SNAPSHOT_DIR
-from grok_sweep.store import CHECKPOINT_FILE, read_checkpoint
+from grok_sweep.run.precheck import check_command_line
+from grok_sweep.store.layout import CHECKPOINT_FILE, SNAPSHOT_DIR
+from grok_sweep.train.checkpoint import read_checkpoint
 
 
 def _grok_sweep(*args, env=None, **kw):

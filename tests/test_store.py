@@ -3,9 +3,9 @@ import threading
 import numpy as np
 import pandas as pd
 
-from grok_sweep.files import atomic_write
-from grok_sweep.metrics_log import MetricsLog
-from grok_sweep.store import read_metrics
+from grok_sweep.store.metrics import read_metrics
+from grok_sweep.train.metrics_log import MetricsLog
+from grok_sweep.util.files import atomic_write
 
 
 def _table(steps: int) -> pd.DataFrame:

@@ -12,14 +12,15 @@ import pandas as pd
 import pytest
 
 from conftest import CONF, ROOT, TINY, make_cfg
-from grok_sweep.app import run_job
-from grok_sweep.cli import check_command_line
-from grok_sweep.config import ConfigError
-from grok_sweep.lock import JobLock, held_by
-from grok_sweep.resources import GIB, estimate, memory_problem
-from grok_sweep.store import METRICS_FILE, read_metrics
+from grok_sweep.run.checks import ConfigError
+from grok_sweep.run.job import run_job
+from grok_sweep.run.precheck import check_command_line
+from grok_sweep.run.resources import GIB, estimate, memory_problem
+from grok_sweep.store.layout import METRICS_FILE
+from grok_sweep.store.lock import JobLock, held_by
+from grok_sweep.store.metrics import read_metrics
 
-HOLD = "import sys, time, pathlib; from grok_sweep.lock import JobLock; " \
+HOLD = "import sys, time, pathlib; from grok_sweep.store.lock import JobLock; " \
        "assert JobLock(pathlib.Path(sys.argv[1])).acquire(); print('locked', flush=True); time.sleep(120)"  # fmt: skip
 
 

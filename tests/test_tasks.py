@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from grok_sweep.tasks import OPERATIONS, all_pairs, is_prime, make_split, n_pairs, operation_problem, split_sizes
+from grok_sweep.data.tasks import OPERATIONS, all_pairs, is_prime, make_split, n_pairs, operation_problem, split_sizes
 
 P = 11  # a small prime: every operation is defined
 

@@ -9,14 +9,16 @@ from tinygrad.engine.realize import get_graph_runtime
 from tinygrad.uop.ops import Ops
 
 from conftest import TINY, make_cfg
-from grok_sweep import cpu_graph
-from grok_sweep import model as model_module
-from grok_sweep.app import run_job
-from grok_sweep.config import job_device
-from grok_sweep.device_rows import EVAL_ROWS, evals_per_sync
-from grok_sweep.inputs import eval_chunks
-from grok_sweep.model import cross_entropy
-from grok_sweep.train import Trainer
+from grok_sweep.fast.cpu import denormals
+from grok_sweep.fast.cpu import graph as cpu_graph
+from grok_sweep.model import forward
+from grok_sweep.model import sizes as model_module
+from grok_sweep.model.loss import cross_entropy
+from grok_sweep.run.job import run_job
+from grok_sweep.run.resources import job_device
+from grok_sweep.train.device_rows import EVAL_ROWS, evals_per_sync
+from grok_sweep.train.inputs import eval_chunks
+from grok_sweep.train.trainer import Trainer
 
 COLUMNS = {
     "step": "int64",
@@ -103,10 +105,10 @@ def test_padded_full_batch_reports_the_loss_of_the_real_examples():
     trainer = Trainer(cfg)
     assert trainer.x_train.shape[0] == 32 and [c.x.shape[0] for c in trainer.test] == [32]
     s = trainer.split
-    logits = trainer.model(Tensor(s.x_train))  # the initial model, unpadded
+    logits = forward.logits(trainer.model, Tensor(s.x_train))  # the initial model, unpadded
     want_loss = cross_entropy(logits, Tensor(s.y_train)).numpy()
     want_acc = (logits.argmax(-1).numpy() == s.y_train).mean()
-    test_logits = trainer.model(Tensor(s.x_test))
+    test_logits = forward.logits(trainer.model, Tensor(s.x_test))
     want_test = cross_entropy(test_logits, Tensor(s.y_test)).numpy()
     test_loss, test_acc, _ = trainer.eval_step()
     trainer.train_step(*trainer.batch())
@@ -136,10 +138,11 @@ def test_folded_model_trains_like_the_unfolded_one(monkeypatch, batch):
     # the fold (tables through the MLP, gathered gradients) is used from width 128; lowered here
     cfg = make_cfg(*TINY, *batch, "steps=20", "eval_every=10")
     plain = Trainer(cfg)
+    assert not forward.folded(plain.model)
     plain.fit()
     monkeypatch.setattr(model_module, "FOLD_MIN_WIDTH", cfg.width)
     folded = Trainer(cfg)
-    assert folded.model.fold_mlp and not plain.model.fold_mlp
+    assert forward.folded(folded.model)
     folded.fit()
     for col in ("train_loss", "train_acc", "test_loss", "test_acc"):
         np.testing.assert_allclose(folded.log.cols[col], plain.log.cols[col], rtol=1e-4, atol=1e-5, err_msg=col)
@@ -170,12 +173,12 @@ def test_cpu_graph_replays_the_steps_with_the_same_numbers(monkeypatch, batch):
 
 def test_flush_denormals_zeroes_subnormal_results_only_inside_the_block():
     tiny, small = Tensor([1e-30]).realize(), Tensor([1e-10]).realize()  # their product, 1e-40, is subnormal
-    with cpu_graph.flush_denormals() as on:
+    with denormals.flush_denormals() as on:
         if not on:
             pytest.skip("flushing subnormals is implemented for Linux on x86_64 and aarch64")
         assert (tiny * small).numpy()[0] == 0
     assert (tiny * small).numpy()[0] == pytest.approx(1e-40, rel=1e-3)
-    with cpu_graph.flush_denormals(False) as on:
+    with denormals.flush_denormals(False) as on:
         assert not on and (tiny * small).numpy()[0] > 0
 
 

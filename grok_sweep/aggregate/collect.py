@@ -1,0 +1,126 @@
+"""Aggregate a sweep folder (or a run folder): summary.parquet, metrics.parquet, figures, and the phase table.
+
+Works on a finished, running or interrupted sweep: it aggregates what is there and says what is missing.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Optional
+
+import pandas as pd
+
+from grok_sweep import plot
+from grok_sweep.aggregate.summary import combine_metrics, missing_jobs, summarize, swept_keys
+from grok_sweep.aggregate.table import default_axes, panel_keys, panels, phase_cells, phase_table
+from grok_sweep.detect import DEFAULT_RULE, Rule
+from grok_sweep.store.jobs import Job, find_jobs
+from grok_sweep.store.layout import (
+    CURVES_FILE,
+    MEASURES_FIGURE,
+    METRICS_FILE,
+    PHASE_DIAGRAM_FILE,
+    STOPPED_EARLY,
+    SUMMARY_FILE,
+    TRAINED,
+)
+from grok_sweep.store.plan import planned_jobs
+from grok_sweep.util.files import atomic_write
+
+
+class AggregateError(ValueError):
+    """A user error in what to aggregate; the message is one line."""
+
+
+def _choose_axes(jobs: list[Job], keys: list[str], rows: Optional[str], cols: Optional[str]) -> tuple:
+    known = sorted({k for j in jobs for k in j.config})
+    for name, key in (("--rows", rows), ("--cols", cols)):
+        if key is not None and key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else f"; swept keys: {', '.join(keys) or 'none'}"
+            raise AggregateError(f"{name} {key}: no such config key{hint}")
+    auto_rows, auto_cols = default_axes(keys)
+    rows = rows or auto_rows
+    cols = cols or next((k for k in (auto_cols, *keys) if k and k not in (rows, "seed")), None)
+    return rows, cols, [*keys, *(k for k in (rows, cols) if k and k not in keys)]
+
+
+def aggregate(root: str | Path, rows: Optional[str] = None, cols: Optional[str] = None, rule: Rule = DEFAULT_RULE,
+              echo=print) -> tuple[pd.DataFrame, dict[str, Path]]:  # fmt: skip
+    """Write the sweep's metrics.parquet, summary.parquet and figures into `root`; print the phase table."""
+    root = Path(root)
+    if not root.is_dir():
+        raise AggregateError(f"{root}: no such folder")
+    jobs = find_jobs(root)
+    planned, planned_keys = planned_jobs(root)
+    if not jobs:
+        raise AggregateError(f"{root}: no job folders (folders with .hydra/config.yaml) in it")
+    keys = swept_keys(jobs, planned_keys)
+    rows, cols, keys = _choose_axes(jobs, keys, rows, cols)
+    order = [k for k in (rows, cols) if k] + [k for k in keys if k not in (rows, cols)]
+    summary = summarize(jobs, keys, rule).sort_values([*order, "job"], kind="stable", ignore_index=True)
+    metrics = combine_metrics(jobs, keys)
+    single = jobs[0].name == "."  # a run folder: its own metrics.parquet is already the table
+    written = {"summary": root / SUMMARY_FILE}
+    atomic_write(written["summary"], lambda p: summary.to_parquet(p, index=False))
+    if not single:
+        written["metrics"] = root / METRICS_FILE
+        atomic_write(written["metrics"], lambda p: metrics.to_parquet(p, index=False))
+    split = [(title, phase_cells(part, rows, cols)) for title, part in panels(summary, panel_keys(keys, rows, cols))]
+    if not single:
+        written["phase_diagram"] = plot.phase_diagram(split, rows, cols, rule, root / PHASE_DIAGRAM_FILE)
+    per_row = summary[cols].nunique() * summary["seed"].nunique() if cols else None
+    written["curves"] = plot.curves(
+        metrics, summary, keys, root / CURVES_FILE, per_row if per_row and per_row <= 6 else None
+    )
+    figures = measure_figures(summary, metrics, root)
+    if single and figures:
+        written["measures"] = figures[0]
+    if single:
+        echo(run_line(summary.iloc[0], rule.threshold))
+    else:
+        _report(echo, split, rows, cols, summary, missing_jobs(jobs, planned))
+    for name, path in written.items():
+        echo(f"wrote {name}: {path}")
+    if figures and not single:
+        echo(f"wrote {MEASURES_FIGURE} in the folders of the {len(figures)} jobs with measures, e.g. {figures[0]}")
+    return summary, written
+
+
+def measure_figures(summary: pd.DataFrame, metrics: pd.DataFrame, root: Path) -> list[Path]:
+    """measures.png in the folder of every job that measured its progress (measures=true)."""
+    if "restricted_loss" not in metrics or metrics["restricted_loss"].isna().all():
+        return []
+    per_job = metrics.groupby("job", sort=False)
+    measured = {name: rows for name, rows in per_job if rows["restricted_loss"].notna().any()}
+    return [plot.measures(measured[job["job"]], job, root / job["job"] / MEASURES_FIGURE)
+            for _, job in summary.iterrows() if job["job"] in measured]  # fmt: skip
+
+
+def run_line(job: pd.Series, threshold: float) -> str:
+    """One run's detection in words."""
+    at = f">= {threshold:g}"
+    mem, first, sus = (job[c] for c in ("memorization_step", "grokking_step", "sustained_grokking_step"))
+    train = f"train acc {at} at step {mem}" if not pd.isna(mem) else f"train acc never {at}"
+    test = (
+        f"test acc never {at}"
+        if pd.isna(first)
+        else f"test acc {at} first at step {first}, "
+        + (f"for good from step {sus}" if not pd.isna(sus) else "not at the end")
+    )
+    phase = job["phase"] if job["status"] in TRAINED else job["status"]
+    stopped = f" (stopped early: {job['steps_run']} steps)" if job["status"] == STOPPED_EARLY else ""
+    return f"{train}; {test}; phase: {phase}{stopped}"
+
+
+def _report(echo, split, rows, cols, summary, missing) -> None:
+    for title, cells in split:
+        echo(f"\nphase table{': ' + title if title else ''} (rows {rows or '-'}, columns {cols or '-'}; "
+             f"phase @median sustained grokking step)")  # fmt: skip
+        echo(phase_table(cells, rows, cols).to_string())
+    bad = summary[~summary["status"].isin(TRAINED)]
+    for _, job in bad.iterrows():
+        echo(f"{job['status']}: {job['job']}")
+    if missing:
+        echo(f"missing ({len(missing)} planned jobs not started): " + "; ".join(missing))

@@ -1,0 +1,71 @@
+"""A sweep's jobs as tables: one summary row per job, every job's metrics rows in one table.
+
+Pure functions of the jobs read back (store.jobs.Job) and the swept keys.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import pandas as pd
+
+from grok_sweep.detect import DEFAULT_RULE, PHASES, Rule, detect
+from grok_sweep.store.jobs import Job
+from grok_sweep.store.layout import TRAINED
+
+STEP_COLS = ("memorization_step", "grokking_step", "sustained_grokking_step", "grokking_delay")
+SUMMARY_TAIL = ("status", "steps_run", *STEP_COLS, "phase", "final_test_acc", "best_test_acc",
+                "wall_time_s", "steps_per_s")  # fmt: skip
+
+
+def swept_keys(jobs: list[Job], planned: list[str]) -> list[str]:
+    """Keys the sweep varies: those it was asked to sweep, else those that differ between jobs."""
+    if planned:
+        return [k for k in planned if any(k in j.config for j in jobs)]
+    keys = sorted({k for j in jobs for k in j.config})
+    return [k for k in keys if len({repr(j.config.get(k)) for j in jobs}) > 1]
+
+
+def summarize(jobs: list[Job], keys: list[str], rule: Rule = DEFAULT_RULE) -> pd.DataFrame:
+    """One row per job: swept keys, seed, status, detected steps, phase, accuracies, timings."""
+    rows = []
+    for job in jobs:
+        found = detect(job.metrics, rule) if job.metrics is not None and len(job.metrics) else {}
+        if job.status not in TRAINED:
+            found["phase"] = None  # failed or diverged runs keep their status instead of a phase
+        res = job.result or {}
+        row = {"job": job.name, **{k: job.config.get(k) for k in keys}, "seed": job.config.get("seed")}
+        row.update(status=job.status, steps_run=res.get("steps_run", _rows(job)), **found)
+        row.update(wall_time_s=res.get("wall_time_s"), steps_per_s=res.get("steps_per_s"))
+        rows.append(row)
+    columns = ["job", *keys, *(["seed"] if "seed" not in keys else []), *SUMMARY_TAIL]
+    df = pd.DataFrame(rows).reindex(columns=columns)
+    for col in (*STEP_COLS, "steps_run"):
+        df[col] = df[col].astype("Int64")
+    for col in ("final_test_acc", "best_test_acc", "wall_time_s", "steps_per_s"):
+        df[col] = df[col].astype("float64")
+    df["phase"] = pd.Categorical(df["phase"], categories=list(PHASES), ordered=True)
+    return df
+
+
+def _rows(job: Job) -> Optional[int]:
+    return None if job.metrics is None else len(job.metrics)
+
+
+def combine_metrics(jobs: list[Job], keys: list[str]) -> pd.DataFrame:
+    """Every job's per-step rows, with a `job` column and one column per swept key."""
+    frames = [
+        job.metrics.assign(job=job.name, **{k: job.config.get(k) for k in keys})
+        for job in jobs
+        if job.metrics is not None
+    ]
+    if not frames:
+        return pd.DataFrame(columns=["job", *keys, "step"])
+    df = pd.concat(frames, ignore_index=True)
+    return df[["job", *keys, *(c for c in df.columns if c not in ("job", *keys))]]
+
+
+def missing_jobs(jobs: list[Job], planned: list[frozenset[str]]) -> list[str]:
+    """Planned jobs with no folder yet, as their override strings."""
+    have = {j.overrides for j in jobs}
+    return [",".join(sorted(p)) for p in planned if p not in have]

@@ -1,0 +1,70 @@
+"""The Hydra callbacks of a multirun (registered in conf/config.yaml): the live view while its jobs run, the
+aggregation once they have ended; and the console of a job inside a multirun."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from grok_sweep.aggregate import aggregate
+from grok_sweep.detect import Rule
+from grok_sweep.store.layout import DIVERGED, FAILED, RUNNING
+from grok_sweep.view.live import View
+from grok_sweep.view.state import Sweep, header
+
+
+class AggregateCallback(Callback):
+    """Aggregates a multirun when its last job is done."""
+
+    def __init__(self, rows: Optional[str] = None, cols: Optional[str] = None, threshold: float = 0.99,
+                 delay_ratio: float = 5.0, min_delay: int = 100):  # fmt: skip
+        self.rows, self.cols = rows, cols
+        self.rule = Rule(threshold, delay_ratio, min_delay)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep = Path(config.hydra.sweep.dir)
+        summary, _ = aggregate(sweep, self.rows, self.cols, self.rule)
+        running = summary.loc[summary["status"] == RUNNING, "job"].tolist()
+        if running:  # another command on this sweep trains them (store/lock.py)
+            print(f"{len(running)} job(s) still being trained by another process: {'; '.join(running)}; "
+                  f"once they have ended, aggregate again: python -m grok_sweep.aggregate {sweep}")  # fmt: skip
+        bad = summary.loc[summary["status"].isin([FAILED, DIVERGED]), "job"].tolist()
+        if bad:
+            sys.exit(f"grok_sweep: {len(bad)} job(s) failed or diverged: {'; '.join(bad)}")
+
+
+class ViewCallback(Callback):
+    """Shows the sweep view while a multirun's jobs run."""
+
+    def __init__(self, interval: float = 0.5):
+        self.interval, self.view = interval, None
+
+    def __getstate__(self) -> dict[str, Any]:  # launchers pickle the callbacks with each job: not the running view
+        return {"interval": self.interval, "view": None}
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep = Sweep.from_overrides(Path(config.hydra.sweep.dir), list(config.hydra.overrides.task))
+        self.view = View(sweep, interval=self.interval).start()
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if self.view is not None:
+            jobs = self.view.stop()
+            if self.view.lines is not None:
+                print(header(jobs, time.time() - self.view.t0), flush=True)
+
+
+def quiet_console(multirun: bool) -> None:
+    """In a multirun job: the console shows warnings only, and nothing on a terminal (the view is there);
+    the job's own log file keeps every line."""
+    if not multirun:
+        return
+    for handler in logging.getLogger().handlers:
+        if type(handler) is logging.StreamHandler:
+            tty = getattr(handler.stream, "isatty", lambda: False)()
+            handler.setLevel(logging.CRITICAL + 1 if tty else logging.WARNING)

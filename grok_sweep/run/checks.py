@@ -1,0 +1,130 @@
+"""Value checks of a composed config: well typed but impossible values (train_ratio=1.5, width=30 with 4 heads,
+operation=div with modulus=32, ...) refused in one line each, naming the key, its value and what is allowed."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, Optional
+
+from omegaconf import DictConfig
+
+from grok_sweep.data.tasks import MEASURED, operation_problem, split_sizes
+from grok_sweep.run.config import GROKFAST, Config
+
+
+class ConfigError(ValueError):
+    """A config value that is well typed but not allowed; the message is one line."""
+
+
+def validate(cfg: DictConfig | Config) -> None:
+    """Raise ConfigError naming the first bad key, its value and what is allowed."""
+    if found := problems(cfg):
+        raise ConfigError(found[0])
+
+
+def problems(cfg: DictConfig | Config) -> list[str]:
+    """Every bad value in `cfg`, one line each: the key, its value and what is allowed."""
+    found: list[str] = []
+
+    def check(ok: bool, key: str, value: Any, allowed: str) -> None:
+        if not ok:
+            found.append(f"{key}={value!r} is not allowed: {allowed}")
+
+    for part in (_task_problems, _model_problems, _optim_problems, _train_problems, _grokfast_problems):
+        part(cfg, check)
+    return found
+
+
+def _split_sizes(cfg: DictConfig | Config) -> Optional[tuple[int, int]]:
+    """The train and test sizes, or None where the modulus or the operation rules the task out."""
+    if cfg.modulus < 2 or operation_problem(cfg.operation, cfg.modulus) is not None:
+        return None
+    return split_sizes(cfg.modulus, cfg.train_ratio, cfg.operation)
+
+
+def _task_problems(cfg: DictConfig | Config, check: Callable[..., None]) -> None:
+    op, p = cfg.operation, cfg.modulus
+    check(p >= 2, "modulus", p, "an integer >= 2")
+    why = operation_problem(op, p)
+    if why and p >= 2:
+        check(False, "operation", op, why)
+    check(0 < cfg.train_ratio < 1, "train_ratio", cfg.train_ratio, "a fraction strictly between 0 and 1")
+    sizes = _split_sizes(cfg)
+    if sizes and 0 < cfg.train_ratio < 1:  # the sizes say more only for a ratio in range
+        n_train, n_test = sizes
+        pairs = f"for operation={op} modulus={p} ({n_train + n_test} pairs)"
+        check(n_train >= 1, "train_ratio", cfg.train_ratio, f"it leaves the train split empty {pairs}")
+        check(n_test >= 1, "train_ratio", cfg.train_ratio, f"it leaves the test split empty {pairs}")
+    check(cfg.seed >= 0, "seed", cfg.seed, "an integer >= 0")
+    check(cfg.steps >= 1, "steps", cfg.steps, "an integer >= 1")
+    check(cfg.eval_every >= 1, "eval_every", cfg.eval_every, "an integer >= 1")
+    check(not cfg.measures or op in MEASURED, "measures", cfg.measures,
+          f"the progress measures are defined for operation={' or '.join(MEASURED)} only "
+          f"(here operation={op})")  # fmt: skip
+
+
+def _model_problems(cfg: DictConfig | Config, check: Callable[..., None]) -> None:
+    m = cfg.model
+    check(m.heads >= 1, "model.heads", m.heads, "an integer >= 1")
+    if m.heads >= 1:
+        check(cfg.width >= 1 and cfg.width % m.heads == 0, "width", cfg.width,
+              f"a positive multiple of model.heads={m.heads}")  # fmt: skip
+    check(m.layers >= 1, "model.layers", m.layers, "an integer >= 1")
+    check(m.mlp_width is None or m.mlp_width >= 1, "model.mlp_width", m.mlp_width, "null (4 * width) or >= 1")
+
+
+def _optim_problems(cfg: DictConfig | Config, check: Callable[..., None]) -> None:
+    o = cfg.optim
+    check(cfg.weight_decay >= 0, "weight_decay", cfg.weight_decay, "a number >= 0")
+    check(o.lr > 0, "optim.lr", o.lr, "a number > 0")
+    check(0 <= o.beta1 < 1, "optim.beta1", o.beta1, "a number in [0, 1)")
+    check(0 <= o.beta2 < 1, "optim.beta2", o.beta2, "a number in [0, 1)")
+    check(o.eps > 0, "optim.eps", o.eps, "a number > 0")
+
+
+def _train_problems(cfg: DictConfig | Config, check: Callable[..., None]) -> None:
+    t = cfg.train
+    if sizes := _split_sizes(cfg):
+        n_train = sizes[0]
+        check(t.batch_size is None or 1 <= t.batch_size <= n_train, "train.batch_size", t.batch_size,
+              f"null (full batch) or 1..{n_train}, the train split's size")  # fmt: skip
+    check(t.loss_dtype in ("float32", "float64"), "train.loss_dtype", t.loss_dtype, "float32 or float64")
+    check(t.checkpoint_every >= 0, "train.checkpoint_every", t.checkpoint_every, "0 (never) or a number of steps")
+    check(t.beam >= 0, "train.beam", t.beam, "0 (off) or a search width >= 1")
+    check(t.snapshot_every >= 0, "train.snapshot_every", t.snapshot_every, "0 (off) or a number of steps")
+    check(t.early_stop >= 0, "train.early_stop", t.early_stop, "0 (off) or a number of steps")
+    check(0 < t.early_stop_acc <= 1, "train.early_stop_acc", t.early_stop_acc, "an accuracy in (0, 1]")
+    devices = _devices()
+    check(t.device.split(":")[0].upper() in devices, "train.device", t.device,
+          f"a tinygrad device, one of {', '.join(devices)}")  # fmt: skip
+    check(t.devices >= 1, "train.devices", t.devices, "an integer >= 1")
+    check(t.max_memory_gb is None or t.max_memory_gb > 0, "train.max_memory_gb", t.max_memory_gb,
+          "null (the memory available) or a number of GiB > 0")  # fmt: skip
+    check(t.devices == 1 or ":" not in t.device, "train.devices", t.devices,
+          f"1 with train.device={t.device} (one device); name the kind alone (CUDA) to spread jobs")  # fmt: skip
+
+
+def _grokfast_problems(cfg: DictConfig | Config, check: Callable[..., None]) -> None:
+    g = cfg.grokfast
+    schema = GROKFAST.get(g.name)
+    have = {f.name for f in fields(schema)} if schema else set()
+    if schema is None or set(g.keys()) != have:  # a name that does not match the group's values
+        check(False, "grokfast.name", g.name, f"set by the group: choose the filter with grokfast={'|'.join(GROKFAST)}")
+        return
+    if "lamb" in have:
+        check(g.lamb >= 0, "grokfast.lamb", g.lamb, "a number >= 0")
+    if "alpha" in have:
+        check(0 <= g.alpha < 1, "grokfast.alpha", g.alpha, "a number in [0, 1)")
+    if "window" in have:
+        check(g.window >= 1, "grokfast.window", g.window, "an integer >= 1")
+
+
+def _devices() -> list[str]:
+    """tinygrad's devices, as tinygrad lists them (a runtime/ops_<name>.py each), without importing it."""
+    spec = importlib.util.find_spec("tinygrad")
+    runtime = Path(next(iter(spec.submodule_search_locations))) / "runtime" if spec else None
+    found = runtime.iterdir() if runtime and runtime.is_dir() else []
+    return sorted({p.stem[len("ops_") :].upper() for p in found if p.stem.startswith("ops_")})

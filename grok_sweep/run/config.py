@@ -1,0 +1,117 @@
+"""Config schema: typed dataclasses registered in Hydra's ConfigStore.
+
+Values live in conf/config.yaml (and conf/grokfast/*.yaml for the config group); the dataclasses only fix
+names and types, so a typo or a wrong type fails when Hydra composes the config, before any job starts.
+checks.py refuses values that are well typed but impossible.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+def _conf_dir() -> Path:
+    """Where the YAML values are: conf/ inside the installed package (a wheel carries it there), else the
+    repository's top-level conf/ (a checkout, or an editable install)."""
+    package = Path(__file__).resolve().parents[1]
+    installed = package / "conf"
+    return installed if installed.is_dir() else package.parent / "conf"
+
+
+CONF_DIR = _conf_dir()
+
+
+@dataclass
+class ModelConfig:
+    heads: int = MISSING
+    layers: int = MISSING
+    mlp_width: Optional[int] = MISSING  # null means 4 * width, as in Nanda et al. 2023
+
+
+@dataclass
+class OptimConfig:
+    lr: float = MISSING
+    beta1: float = MISSING
+    beta2: float = MISSING
+    eps: float = MISSING
+
+
+@dataclass
+class TrainConfig:
+    batch_size: Optional[int] = MISSING  # null means full batch
+    device: str = MISSING  # a tinygrad device: CPU, CUDA, NV, METAL, ...
+    devices: int = MISSING  # spread a sweep's jobs over this many devices of that kind (see job_device)
+    loss_dtype: str = MISSING  # float64 or float32, see model/loss.py
+    beam: int = MISSING  # tinygrad BEAM search width for the step's kernels; 0 = off
+    flush_denormals: bool = MISSING  # CPU: subnormal floats read and written as 0 while training
+    compile_cache: bool = (
+        MISSING  # reuse the captured step from an earlier job of the same shapes (train/compile_cache.py)
+    )
+    checkpoint_every: int = MISSING  # steps between checkpoints (and metrics flushes); 0 = never
+    keep_checkpoint: bool = MISSING  # keep a finished job's checkpoint
+    snapshot_every: int = MISSING  # keep the weights every this many steps in snapshots/; 0 = off
+    early_stop: int = MISSING  # end once test acc has held >= early_stop_acc for this many steps; 0 = off
+    early_stop_acc: float = MISSING
+    max_memory_gb: Optional[float] = MISSING  # refuse a job whose memory estimate exceeds this; null: what is free
+
+
+# the config group `grokfast` (conf/grokfast/<name>.yaml): one schema per filter, see train/grokfast.py
+@dataclass
+class GrokfastConfig:
+    name: str = MISSING  # none, ema or ma: which filter; set by the group's YAML
+
+
+@dataclass
+class GrokfastEMA(GrokfastConfig):
+    alpha: float = MISSING  # mu = alpha * mu + (1 - alpha) * g
+    lamb: float = MISSING  # the optimizer sees g + lamb * mu
+
+
+@dataclass
+class GrokfastMA(GrokfastConfig):
+    window: int = MISSING  # the last `window` raw gradients, the current one included
+    lamb: float = MISSING  # the optimizer sees g + lamb * their mean
+
+
+GROKFAST = {"none": GrokfastConfig, "ema": GrokfastEMA, "ma": GrokfastMA}
+
+
+@dataclass
+class Config:
+    operation: str = MISSING  # a key of data.tasks.OPERATIONS
+    modulus: int = MISSING
+    train_ratio: float = MISSING
+    weight_decay: float = MISSING
+    width: int = MISSING
+    seed: int = MISSING
+    steps: int = MISSING
+    eval_every: int = MISSING
+    measures: bool = MISSING  # Nanda et al.'s progress measures at every eval (model/measures.py)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    grokfast: GrokfastConfig = MISSING  # chosen with grokfast=none|ema|ma
+
+
+def register() -> None:
+    """Register the schemas under names distinct from the YAMLs' (Hydra needs them apart)."""
+    cs = ConfigStore.instance()
+    cs.store(name="base_config", node=Config)
+    for name, node in GROKFAST.items():
+        cs.store(group="grokfast", name=f"base_{name}", node=node)
+
+
+def schema_keys(node: type = Config, prefix: str = "") -> list[str]:
+    """Every config key as written on the command line: modulus, optim.lr, grokfast.lamb, ..."""
+    keys = []
+    for f in fields(node):
+        sub = f.default_factory if is_dataclass(f.default_factory) else None
+        keys += schema_keys(sub, f"{prefix}{f.name}.") if sub else [f"{prefix}{f.name}"]
+    if node is Config:  # a config group's keys: those of every choice's schema
+        keys += sorted({f"grokfast.{f.name}" for schema in GROKFAST.values() for f in fields(schema)})
+    return keys

@@ -1,0 +1,82 @@
+"""What a run folder and a sweep folder hold: every file name, every status word, the metrics' columns.
+
+Defined here once; every stage that writes or reads a folder takes its names from this module.
+"""
+
+from __future__ import annotations
+
+import re
+
+# ---- a job's folder: written by the job (run/job.py), read by aggregation, the live view and the API
+METRICS_FILE = "metrics.parquet"  # a folder of parts (store/metrics.py), or one file in early versions
+RESULT_FILE = "result.json"  # written once, when the job ends (store/results.py)
+STATUS_FILE = "status.json"  # the job's progress while it runs (store/status.py)
+CHECKPOINT_FILE = "checkpoint.safetensors"  # device state to resume from (train/checkpoint.py)
+FINAL_FILE = "model.safetensors"  # the weights the job ended with
+SNAPSHOT_DIR = "snapshots"  # the weights every train.snapshot_every steps
+LOCK_FILE = ".grok_sweep.lock"  # held while a process trains the job (store/lock.py)
+MEASURES_FIGURE = "measures.png"  # its progress measures, where measured
+META_KEY = "grok_sweep"  # the safetensors metadata entry of our files: JSON (the step, a checkpoint's host state)
+SNAPSHOT_NAME = re.compile(r"step_(\d+)\.safetensors")
+PART_GLOB = "part-*.parquet"
+
+# ---- Hydra's files: a job's resolved config and overrides, a sweep's plan
+HYDRA_DIR = ".hydra"
+CONFIG_FILE = "config.yaml"
+OVERRIDES_FILE = "overrides.yaml"
+HYDRA_FILE = "hydra.yaml"
+PLAN_FILE = "multirun.yaml"
+
+# ---- a sweep's folder (or a single run's): written by aggregation
+SUMMARY_FILE = "summary.parquet"  # one row per job (a sweep's METRICS_FILE is one table of every job's rows)
+PHASE_DIAGRAM_FILE = "phase_diagram.png"
+CURVES_FILE = "curves.png"
+
+
+def snapshot_name(step: int, steps: int) -> str:
+    """The snapshot file of the weights after `step` updates of a `steps`-step job: zero-padded, so names sort."""
+    return f"step_{step:0{len(str(steps))}d}.safetensors"
+
+
+def part_name(start: int) -> str:
+    """The metrics part whose first row is step `start`."""
+    return f"part-{start:012d}.parquet"
+
+
+def part_start(name: str) -> int:
+    return int(name.split("-")[1].split(".")[0])
+
+
+# ---- status words. result.json's "status", and so summary.parquet's:
+COMPLETED = "completed"  # trained all its steps
+STOPPED_EARLY = "stopped_early"  # train.early_stop ended it once test accuracy held
+FAILED = "failed"  # raised (its "error" says why); a re-run tries it again
+DIVERGED = "diverged"  # a train loss or accuracy was not finite
+# ... and two more a job has in aggregation before its result.json exists:
+RUNNING = "running"  # a process holds its lock
+INCOMPLETE = "incomplete"  # no process and no result: stopped before it ended
+RUNNING_ELSEWHERE = "running_elsewhere"  # what run_job returns for a job another process trains right now
+
+TRAINED = (COMPLETED, STOPPED_EARLY)  # trained as configured: phases come from their metrics
+FINISHED = (*TRAINED, DIVERGED)  # a re-run skips these
+
+# status.json's "state", as the live view shows it
+COMPILING, TRAINING = "compiling", "training"
+LIVE = (COMPILING, TRAINING)
+ENDED = {COMPLETED: "done", STOPPED_EARLY: "stopped early", FAILED: "failed", DIVERGED: "diverged"}
+INTERRUPTED = "interrupted"  # said to be live, but no process holds its lock
+QUEUED = "queued"  # no folder or no status yet
+
+# ---- metrics.parquet's columns, after "step"; NaN (null in the file) where not measured
+TRAIN_COLS = ("train_loss", "train_acc")  # every step
+EVAL_COLS = ("test_loss", "test_acc", "weight_norm")  # eval steps
+TEST_LOSS, TEST_ACC = EVAL_COLS.index("test_loss"), EVAL_COLS.index("test_acc")  # their places in an eval row
+MEASURE_COLS = ("restricted_loss", "excluded_loss", "fourier_gini")  # eval steps with measures=true
+FLOAT_COLS = TRAIN_COLS + EVAL_COLS + MEASURE_COLS
+# then n_key_freqs (int) and key_freqs (list of int): the key frequencies 1..(p-1)/2 at eval steps with measures
+
+
+def eval_row_width(n_freqs: int) -> int:
+    """The values an eval step writes: EVAL_COLS, then with measures (n_freqs > 0) MEASURE_COLS and one 0/1 per
+    frequency 1..n_freqs, whether it is a key frequency."""
+    return len(EVAL_COLS) + (len(MEASURE_COLS) + n_freqs if n_freqs else 0)

@@ -1,0 +1,76 @@
+"""A job's metrics.parquet: a folder of parts, `part-<first step>.parquet`, read as one table.
+
+train/metrics_log.py writes the parts as a job trains (a full part once, the last one at each flush); pandas and
+pyarrow read the folder as one table (`pd.read_parquet(job / "metrics.parquet")`). Every part is written beside
+its name and renamed, so a reader never sees half of one.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from grok_sweep.store.layout import FLOAT_COLS, METRICS_FILE, PART_GLOB, part_name, part_start
+from grok_sweep.util.files import atomic_write
+
+SCHEMA = pa.schema(
+    [
+        ("step", pa.int64()),
+        *((col, pa.float64()) for col in FLOAT_COLS),
+        ("n_key_freqs", pa.int64()),
+        ("key_freqs", pa.list_(pa.int64())),
+    ]
+)
+
+
+def part_paths(path: Path) -> list[Path]:
+    return sorted(path.glob(PART_GLOB))
+
+
+def first_step(path: Path) -> int:
+    """The step of a part's first row, from its name."""
+    return part_start(path.name)
+
+
+def write_part(table: pa.Table, folder: Path, start: int) -> None:
+    path = folder / METRICS_FILE
+    path.mkdir(exist_ok=True)
+    atomic_write(path / part_name(start), lambda p: pq.write_table(table, p))
+
+
+def read_part(path: Path) -> pa.Table:
+    # pyarrow opens a path twice (footer, then pages); a replace in between would pair the old footer with the new
+    # file's pages. One open handle keeps both reads on the same inode, which the rename leaves intact.
+    with open(path, "rb") as f:
+        return pq.read_table(pa.BufferReader(f.read()))
+
+
+def read_parts(path: Path, before: Optional[int] = None) -> list[pa.Table]:
+    """The parts in step order (those starting before step `before`, if given)."""
+    for attempt in range(10):
+        paths = [p for p in part_paths(path) if before is None or first_step(p) < before]
+        try:
+            return [read_part(p) for p in paths]
+        except FileNotFoundError:  # a resumed job dropped a part after the listing: list again
+            if attempt == 9:
+                raise
+            time.sleep(0.05)
+    return []
+
+
+def read_metrics(path: Path) -> pd.DataFrame:
+    """A job's metrics (a folder of parts, or one parquet file), whole even while the job is writing them."""
+    if path.is_dir():
+        parts = read_parts(path)
+        return pa.concat_tables(parts).to_pandas() if parts else pd.DataFrame()
+    return read_part(path).to_pandas()
+
+
+def metrics_exist(path: Path) -> bool:
+    """Whether a job has written metrics (either layout)."""
+    return path.is_file() or (path.is_dir() and any(path.glob(PART_GLOB)))

@@ -1,0 +1,203 @@
+"""A job's trainer: one jitted full-batch AdamW step and one jitted eval step, with fixed shapes.
+
+Both steps write their metrics into rings on the device (device_rows.py) that the host fetches in
+one block at a sync (`fetch`), so the loop (loop.py) waits on the device only there. `state` and
+`restore` are what a checkpoint holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig
+from tinygrad import Context, Tensor, TinyJit, dtypes
+from tinygrad.nn.optim import AdamW
+from tinygrad.nn.state import get_parameters, get_state_dict
+
+from grok_sweep.data.batches import PAD_TO, pad
+from grok_sweep.data.tasks import Split, job_split, seed_streams
+from grok_sweep.fast import make_groups, prepare_device
+from grok_sweep.model import forward
+from grok_sweep.model.gpt import job_model
+from grok_sweep.model.loss import cross_entropy
+from grok_sweep.model.measures import Measures, n_freqs
+from grok_sweep.model.sizes import vocab
+from grok_sweep.store.layout import TRAIN_COLS, eval_row_width
+from grok_sweep.train import compile_cache, loop
+from grok_sweep.train.device_rows import EVAL_ROWS, HIST_ROWS, SYNC_STEPS, Diverged, Ring, evals_per_sync
+from grok_sweep.train.early_stop import EarlyStop
+from grok_sweep.train.grokfast import make_filter
+from grok_sweep.train.inputs import combine, eval_chunks
+from grok_sweep.train.loop import Outcome, Progress
+from grok_sweep.train.metrics_log import MetricsLog
+
+
+def _accuracy(logits: Tensor, labels: Tensor, weight: Tensor | None = None) -> Tensor:
+    hit = (logits.argmax(axis=-1) == labels).cast(dtypes.float32)
+    return hit.mean() if weight is None else (hit * weight).sum() / weight.sum()
+
+
+class Trainer:
+    def __init__(self, cfg: DictConfig, device: str | None = None):
+        _, init_seed, batch_seed = seed_streams(cfg.seed)
+        self.split: Split = job_split(cfg)
+        dev, self.cfg = device or cfg.train.device, cfg
+        self.device, self.on_cpu = dev, dev.split(":")[0] == "CPU"
+        prepare_device(dev)  # before the JIT captures: kernels replay without per-launch Python
+        self.model = job_model(cfg, np.random.default_rng(init_seed), dev)
+        self.params = get_parameters(self.model)
+        self.opt = AdamW(
+            self.params,
+            lr=cfg.optim.lr,
+            b1=cfg.optim.beta1,
+            b2=cfg.optim.beta2,
+            eps=cfg.optim.eps,
+            weight_decay=cfg.weight_decay,
+            fused=True,  # one update kernel for all parameters instead of three per tensor
+        )
+        # a value on the device, not a constant in the update kernel: jobs that differ only in weight
+        # decay share their compiled steps (tinygrad's kernel cache and jit_cache)
+        self.opt.wd = Tensor([float(cfg.weight_decay)], device=dev)
+        self.grad_filter = make_filter(cfg.grokfast, self.params)
+        self.early_stop = EarlyStop(cfg.train.early_stop, cfg.train.early_stop_acc)
+        s = self.split
+        x_train, y_train, w_train = pad(s.x_train, s.y_train, PAD_TO if cfg.train.batch_size is None else 1)
+        self.x_train, self.y_train = Tensor(x_train, device=dev), Tensor(y_train, device=dev)
+        self.w_train = None if w_train is None else Tensor(w_train, device=dev)
+        self.test = eval_chunks(s.x_test, s.y_test, dev)
+        self.groups_train = self._groups(x_train)
+        self.batch_rng = np.random.default_rng(batch_seed)
+        self.evals_per_sync = evals_per_sync(cfg.eval_every, cfg.train.early_stop)
+        self.block = min(max(SYNC_STEPS, cfg.eval_every), HIST_ROWS)
+        self.train_rows = Ring(self.block, len(TRAIN_COLS), dev)
+        self.n_freqs = n_freqs(cfg.modulus) if cfg.measures else 0
+        self.eval_rows = Ring(EVAL_ROWS * len(self.test), eval_row_width(self.n_freqs), dev)
+        self.eval_calls = 0  # eval JIT calls so far: the number of the next one's row
+        self.pending: list[tuple[int, int]] = []  # (step, its first eval call) of evals not fetched yet
+        chunks = [t for c in self.test for t in (c.x, c.y, c.w) if t is not None]
+        rings = (self.train_rows.buf, self.train_rows.counter, self.eval_rows.buf, self.eval_rows.counter)
+        Tensor.realize(*self.params, self.opt.wd, self.x_train, self.y_train, *chunks, *rings)
+        self.measures = (
+            Measures(cfg.modulus, cfg.operation, s.x_train[:, :2], dev, cfg.train.loss_dtype) if cfg.measures else None
+        )
+        self.log = MetricsLog(cfg.steps, self.n_freqs)
+        self.step = 0  # the next step to run
+        self.train_step, self.eval_jit = TinyJit(self._train_step), TinyJit(self._eval_step)
+        # CPU only: that is where a loaded JIT has been checked against a compiled one
+        self.cache = compile_cache.attach(self) if cfg.train.compile_cache and self.on_cpu else None
+
+    def _groups(self, x: np.ndarray, capacity: int | None = None) -> tuple[Tensor, Tensor] | None:
+        """The lookup groups of a batch (fast.make_groups), which only the folded model reads."""
+        if not forward.folded(self.model):
+            return None
+        groups = make_groups(x[:, :2], vocab(self.cfg.modulus), capacity)
+        return tuple(Tensor(a, device=self.device).realize() for a in groups)
+
+    def _train_step(self, x: Tensor, y: Tensor, groups: tuple[Tensor, Tensor] | None) -> Tensor:
+        with Context(TRAINING=1):
+            self.opt.zero_grad()
+            logits = forward.logits(self.model, x, groups)
+            w = self.w_train if x is self.x_train else None  # a mini-batch is never padded
+            loss = cross_entropy(logits, y, self.cfg.train.loss_dtype, w)
+            loss.backward()
+            for p, g in zip(self.params, self.grad_filter([p.grad for p in self.params]), strict=True):
+                p.grad = g
+            row = Tensor.stack(loss.cast(dtypes.float32), _accuracy(logits, y, w))
+            Tensor.realize(*self.train_rows.write(row), *self.grad_filter.state().values(), *self.opt.schedule_step())
+        return self.train_rows.counter
+
+    def _eval_step(self, x: Tensor, y: Tensor, w: Tensor | None) -> Tensor:
+        """One test chunk's eval row (store.layout.eval_row_width) into the eval ring."""
+        logits = forward.logits(self.model, x)
+        loss = cross_entropy(logits, y, self.cfg.train.loss_dtype, w)
+        norm = Tensor.stack(*[(p * p).sum() for p in self.params]).sum().sqrt()
+        out = Tensor.stack(loss.cast(dtypes.float32), _accuracy(logits, y, w), norm)
+        out = out if self.measures is None else out.cat(self.measures(self.model))
+        Tensor.realize(*self.eval_rows.write(out))
+        return self.eval_rows.counter
+
+    def run_eval(self) -> int:
+        """Evaluate every test chunk into the device buffer; the number of its first call."""
+        first = self.eval_calls
+        for c in self.test:
+            self.eval_jit(c.x, c.y, c.w)
+        self.eval_calls += len(self.test)
+        return first
+
+    def _eval_values(self, rows: np.ndarray, first: int) -> np.ndarray:
+        return combine(list(Ring.take(rows, first, len(self.test))), [c.n for c in self.test])
+
+    def eval_step(self) -> np.ndarray:
+        """Test loss and accuracy (over the test chunks), weight norm, then the measures if on; now."""
+        first = self.run_eval()
+        return self._eval_values(self.eval_rows.buf.numpy(), first)
+
+    def fetch(self, upto: int) -> list[tuple[int, np.ndarray]]:
+        """Copy the train rows of steps [log.filled, upto) and the queued evals from the device into the log;
+        the evals' (step, values). Raises Diverged if a train row is non-finite."""
+        hist = self.train_rows.buf.numpy() if upto > self.log.filled else None
+        rows = self.eval_rows.buf.numpy() if self.pending else None
+        finite, evals = True, []
+        for step, first in self.pending:  # in step order, as if each had been fetched at its step
+            finite &= self._add_train_rows(hist, step)
+            evals.append((step, self._eval_values(rows, first)))
+            self.log.add_eval(*evals[-1])
+        self.pending = []
+        if not (finite & self._add_train_rows(hist, upto)):
+            raise Diverged
+        return evals
+
+    def batch(self) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor] | None]:
+        """Inputs, labels and lookup groups of the next step's batch."""
+        size = self.cfg.train.batch_size
+        if size is None:
+            return self.x_train, self.y_train, self.groups_train
+        idx = self.batch_rng.choice(len(self.split.y_train), size=size, replace=False)
+        x, dev = self.split.x_train[idx], self.device
+        groups = self._groups(x, capacity=size)  # a fixed shape for the JIT
+        return Tensor(x, device=dev), Tensor(self.split.y_train[idx], device=dev), groups
+
+    def fetch_train_rows(self, upto: int) -> bool:
+        """Copy the train metrics of steps [log.filled, upto) from the device; False if any is non-finite."""
+        return self._add_train_rows(self.train_rows.buf.numpy() if upto > self.log.filled else None, upto)
+
+    def _add_train_rows(self, hist: np.ndarray | None, upto: int) -> bool:
+        if upto <= self.log.filled:
+            return True
+        rows = Ring.take(hist, self.log.filled, upto - self.log.filled)
+        self.log.add_train(rows)
+        return bool(np.isfinite(rows).all())
+
+    def state(self) -> dict[str, Tensor]:
+        """Everything a resumed run needs on the device: weights, optimizer moments, step counter."""
+        st = {f"model.{k}": v for k, v in self.weights().items()}
+        st.update({f"opt.m.{i}": t for i, t in enumerate(self.opt.m)})
+        st.update({f"opt.v.{i}": t for i, t in enumerate(self.opt.v)})
+        st.update(self.grad_filter.state())
+        return {**st, "opt.b1_t": self.opt.b1_t, "opt.b2_t": self.opt.b2_t, "counter": self.train_rows.counter}
+
+    def weights(self) -> dict[str, Tensor]:
+        """The model's parameters by name, as a snapshot or load_run reads them."""
+        return get_state_dict(self.model)
+
+    def host_state(self) -> dict:
+        return {"step": self.step, "batch_rng": self.batch_rng.bit_generator.state, "early_stop": self.early_stop.since}
+
+    def restore(self, tensors: dict[str, Tensor], host: dict, folder: Path) -> None:
+        """Continue from a checkpoint taken at step host["step"], with the metrics rows before it from `folder`."""
+        for name, t in self.state().items():
+            t.assign(tensors[name].to(t.device)).realize()
+        self.step = host["step"]
+        self.batch_rng.bit_generator.state = host["batch_rng"]
+        self.log.restore(folder, self.step)
+        if "early_stop" in host:
+            self.early_stop.since = host["early_stop"]
+        else:  # a checkpoint from before the state was kept: replay the eval rows
+            self.early_stop.restore(self.log.column("test_acc")[: self.step])
+
+    def fit(self, progress: Progress | None = None, checkpoint: Callable[[], None] | None = None,
+            snapshot: Callable[[int], None] | None = None) -> Outcome:  # fmt: skip
+        """Train from self.step to cfg.steps (train/loop.py's fit)."""
+        return loop.fit(self, progress, checkpoint, snapshot)
