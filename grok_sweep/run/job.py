@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 LIBRARIES = ("tinygrad", "numpy", "hydra-core", "omegaconf", "pandas", "pyarrow")
 
 
-def run_job(cfg: DictConfig, out_dir: Path, progress: bool = True, job_num: int = 0) -> dict[str, Any]:
+def run_job(cfg: DictConfig, out_dir: str | Path, progress: bool = True, job_num: int = 0) -> dict[str, Any]:
     """Train one job as configured (or finish it); returns what it wrote to result.json.
 
     `progress` shows a tqdm bar; either way the job keeps its status.json up to date (train/progress.py).
@@ -53,7 +53,7 @@ def run_job(cfg: DictConfig, out_dir: Path, progress: bool = True, job_num: int 
     # in a launcher's worker process (joblib) tinygrad's compile pool can't start (nor would it help: the
     # launcher already uses every core)
     with Context(PARALLEL=0 if multiprocessing.parent_process() is not None else PARALLEL.value):
-        return _run_job(cfg, out_dir, progress, job_num)
+        return _run_job(cfg, Path(out_dir), progress, job_num)
 
 
 def _run_job(cfg: DictConfig, out_dir: Path, progress: bool, job_num: int) -> dict[str, Any]:
