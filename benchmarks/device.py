@@ -3,6 +3,7 @@ then one whole nanda2023 run, in one command.
 
     python benchmarks/device.py --device NV                          # or CUDA, AMD, METAL, CPU
     python benchmarks/device.py --device CPU --steps 20 --full-steps 40   # a quick try
+    python benchmarks/device.py --device CUDA --cases --full-steps 600    # the whole run only, capped
 
 Loops: `Trainer.fit` for --steps steps (evals every 10, no early stop, compile cache off), steps/s after
 the first two steps (which compile). The whole run: `run_job` on `+experiment=nanda2023` as a user runs
@@ -55,12 +56,13 @@ def main() -> None:
     ap.add_argument("--device", required=True, help="a tinygrad device: NV, CUDA, AMD, METAL, CPU, ...")
     ap.add_argument("--steps", type=int, default=500, help="timed steps of each loop (default 500)")
     ap.add_argument("--full-steps", type=int, default=None, help="cap on the whole run (default: the preset's)")
+    ap.add_argument("--cases", nargs="*", choices=list(CASES), default=list(CASES), help="the loops to time")
     ap.add_argument("--no-full", action="store_true", help="the loops only")
     args = ap.parse_args()
     print(f"| case | device | steps/s | x notebook ({NOTEBOOK_STEPS_PER_S} it/s) | first 2 steps s |")
     print("|---|---|---|---|---|")
-    for case, overrides in CASES.items():
-        r = loop(overrides, args.device, args.steps)
+    for case in args.cases:
+        r = loop(CASES[case], args.device, args.steps)
         ratio = r["steps_per_s"] / NOTEBOOK_STEPS_PER_S
         print(f"| {case} | {args.device} | {r['steps_per_s']:.2f} | {ratio:.2f} | {r['compile_s']:.1f} |", flush=True)
     if not args.no_full:

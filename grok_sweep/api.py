@@ -22,6 +22,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from grok_sweep.data.tasks import all_pairs, encode, every_pair, job_split
+from grok_sweep.store import safetensors
 from grok_sweep.store.jobs import job_folders
 from grok_sweep.store.layout import CONFIG_FILE, HYDRA_DIR, INCOMPLETE, METRICS_FILE, RESULT_FILE, SUMMARY_FILE
 from grok_sweep.store.metrics import metrics_exist, read_metrics
@@ -72,7 +73,8 @@ class Run:
 
     def model(self, step: Optional[int] = None):
         """The tinygrad GPT (model/gpt.py) with the weights of `step` (the final model if None)."""
-        from tinygrad.nn.state import load_state_dict, safe_load
+        from tinygrad import Tensor
+        from tinygrad.nn.state import load_state_dict
 
         from grok_sweep.model.gpt import job_model
 
@@ -84,7 +86,7 @@ class Run:
             raise LoadError(f"no snapshot at step {step} in {self.folder}; steps with weights: "
                             f"{', '.join(map(str, found))}")  # fmt: skip
         m = job_model(self.config, np.random.default_rng(0), self.device)  # the weights are replaced below
-        load_state_dict(m, {k: v.to(self.device) for k, v in safe_load(path).items()}, verbose=False)
+        load_state_dict(m, {k: Tensor(v, device=self.device) for k, v in safetensors.read(path).items()}, verbose=False)
         return m
 
     def _logits(self, a: np.ndarray, b: np.ndarray, step: Optional[int]) -> np.ndarray:

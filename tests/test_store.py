@@ -36,3 +36,46 @@ def test_metrics_read_while_their_job_replaces_them_are_whole(tmp_path):
         stop.set()
         thread.join()
     assert lengths <= {50, 400}
+
+
+def _arrays() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return {
+        "w": rng.standard_normal((3, 5)).astype(np.float32),
+        "counter": np.array(7, dtype=np.int32),
+        "b": rng.standard_normal(4),  # float64
+        "mask": np.array([True, False]),
+        "idx": np.arange(6, dtype=np.int64).reshape(2, 3),
+        "h": np.linspace(0, 1, 3, dtype=np.float16),
+    }
+
+
+def test_safetensors_files_are_byte_for_byte_those_of_tinygrads_safe_save(tmp_path):
+    # written with numpy so a GPU job needs no CPU compiler; tinygrad's readers must still read them as before
+    from tinygrad import Tensor
+    from tinygrad.nn.state import safe_load, safe_save
+
+    from grok_sweep.store import safetensors
+
+    arrays = _arrays()
+    meta = {"grok_sweep": '{"step": 3}'}
+    safe_save({k: Tensor(v, device="CPU") for k, v in arrays.items()}, str(tmp_path / "tiny.safetensors"), meta)
+    safetensors.write(tmp_path / "ours.safetensors", arrays, meta)
+    assert (tmp_path / "ours.safetensors").read_bytes() == (tmp_path / "tiny.safetensors").read_bytes()
+    loaded = safe_load(str(tmp_path / "ours.safetensors"))
+    for k, v in arrays.items():
+        np.testing.assert_array_equal(loaded[k].to("CPU").numpy(), v)
+
+
+def test_safetensors_read_gives_back_every_array_and_the_header_its_metadata(tmp_path):
+    from grok_sweep.store import safetensors
+
+    arrays, path = _arrays(), tmp_path / "x.safetensors"
+    safetensors.write(path, arrays, {"k": "v"})
+    back = safetensors.read(path)
+    assert list(back) == list(arrays)
+    for k, v in arrays.items():
+        assert back[k].dtype == v.dtype and back[k].shape == v.shape
+        np.testing.assert_array_equal(back[k], v)
+        assert back[k].flags.writeable  # a copy, not a view of the file's bytes
+    assert safetensors.header(path)["__metadata__"] == {"k": "v"}

@@ -2,25 +2,22 @@
 
 `model.safetensors` holds the weights when the job ended; `snapshots/step_<step>.safetensors` the weights after
 that many updates (layout.snapshot_name). Each file's step is in its safetensors metadata, read here from the
-file's JSON header without loading a tensor (train/checkpoint.py writes them; the API loads them).
+file's JSON header without loading a tensor (store/safetensors.py; train/checkpoint.py writes the files).
 """
 
 from __future__ import annotations
 
 import json
-import struct
 from pathlib import Path
 from typing import Any
 
+from grok_sweep.store import safetensors
 from grok_sweep.store.layout import FINAL_FILE, META_KEY, SNAPSHOT_DIR, SNAPSHOT_NAME
 
 
 def file_meta(path: Path) -> dict[str, Any]:
     """Our metadata of a safetensors file (the JSON under layout.META_KEY)."""
-    with open(path, "rb") as f:  # the format: an 8-byte little-endian header length, then the header's JSON
-        (size,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(size))
-    return json.loads(header["__metadata__"][META_KEY])
+    return json.loads(safetensors.header(path)["__metadata__"][META_KEY])
 
 
 def find_snapshots(out_dir: Path) -> dict[int, Path]:

@@ -43,7 +43,9 @@ class Ring:
         """Inside a jitted step: `row` into this call's slot; the tensors to realize with the step."""
         n = self.buf.shape[0]
         here = (Tensor.arange(n) == self.counter % n).reshape(n, 1)
-        self.buf.assign(here.where(row.reshape(1, -1), self.buf))
+        # contiguous: the row is computed once; else tinygrad fuses its reductions (the loss over the whole batch,
+        # the measures) into the slots' select and computes them again for every slot and column
+        self.buf.assign(here.where(row.reshape(1, -1).contiguous(), self.buf))
         self.counter.assign(self.counter + 1)
         return self.buf, self.counter
 

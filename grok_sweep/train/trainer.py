@@ -185,10 +185,10 @@ class Trainer:
     def host_state(self) -> dict:
         return {"step": self.step, "batch_rng": self.batch_rng.bit_generator.state, "early_stop": self.early_stop.since}
 
-    def restore(self, tensors: dict[str, Tensor], host: dict, folder: Path) -> None:
+    def restore(self, arrays: dict[str, np.ndarray], host: dict, folder: Path) -> None:
         """Continue from a checkpoint taken at step host["step"], with the metrics rows before it from `folder`."""
         for name, t in self.state().items():
-            t.assign(tensors[name].to(t.device)).realize()
+            t.assign(Tensor(arrays[name], device=t.device)).realize()
         self.step = host["step"]
         self.batch_rng.bit_generator.state = host["batch_rng"]
         self.log.restore(folder, self.step)
