@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Where plain AdamW groks slowly and the filter pays, as in Lee et al.'s own runs: weak weight decay
 # (0.005, their EMA run's), lr 1e-3, mini-batches (128 of 1404 pairs), x * y mod 53 on the default
 # model. With weight decay 1 plain AdamW groks within a few thousand steps and the filters did not
-# speed it up (README, "Grokfast", lists every config tried).
+# speed it up (docs/grokfast.md lists every config tried).
 CONFIG = ["operation=mul", "modulus=53", "train_ratio=0.5", "width=64", "weight_decay=0.005", "optim.lr=1e-3",
           "train.batch_size=128", "steps=30000", "eval_every=50"]  # fmt: skip
 EMA = ["grokfast.lamb=5"]  # alpha 0.98 as in their code; lamb 5 (2 reached 0.95 only at step 13350 here)

@@ -53,7 +53,7 @@ def head_rows(tables: Tensor, weights: Tensor, idx: Tensor, groups: tuple[Tensor
 
 def _through_kernels(rows: Tensor, w2: Tensor, last: Tensor, fixed: Tensor) -> Tensor:
     """rows + w2 @ last + fixed as one matmuls.py product (batch, 8) @ (8, n): w2's columns, ones (fixed's row),
-    zeros. Only its gradients are used: tinygrad summed them over the batch at 0-5 GFLOP/s."""
+    zeros. Only its gradients are used: tinygrad's own reductions over the batch for them were slow."""
     extra = -(w2.shape[1] + 1) % 8
     lhs = w2.pad(((0, 0), (0, 1)), value=1.0).pad(((0, 0), (0, extra)))
     return rows + matmul(lhs, last.cat(fixed, dim=0).pad(((0, extra), (0, 0))))

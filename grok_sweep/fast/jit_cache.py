@@ -1,13 +1,13 @@
-"""A disk cache of captured TinyJits: a program whose JITs were captured before loads them in ~1 s.
+"""A disk cache of captured TinyJits: a program whose JITs were captured before loads them instead.
 
-tinygrad spends 10-30 s of Python (scheduling, rewrites, linearizing) in the first two calls of a
-new JIT, even when its own cache already holds the compiled kernels. A captured TinyJit pickles: its
-kernels with their machine code, and the buffers it touches (the ones it only computes into without
-their contents). An entry is that pickle, keyed by what the caller says shapes the kernels (`key`), the
-shapes of the JIT inputs, the device and its graph runner, the host CPU (its kernels are compiled for
-it), and the versions of tinygrad, Python and grok_sweep's own source. On load, the caller's tensors
-(named by path) are copied into the JITs' buffers and then point at them, so the JITs read and write
-the caller's state, exactly as if they had captured it (tests/test_jit_cache.py: the same bits).
+tinygrad spends most of the first two calls of a new JIT in Python (scheduling, rewrites, linearizing), even when
+its own cache already holds the compiled kernels (docs/performance/compile-cache.md). A captured TinyJit pickles:
+its kernels with their machine code, and the buffers it touches (the ones it only computes into without their
+contents). An entry is that pickle, keyed by what the caller says shapes the kernels (`key`), the shapes of the JIT
+inputs, the device and its graph runner, the host CPU (its kernels are compiled for it), and the versions of
+tinygrad, Python and grok_sweep's own source. On load, the caller's tensors (named by path) are copied into the
+JITs' buffers and then point at them, so the JITs read and write the caller's state, exactly as if they had
+captured it (tests/test_jit_cache.py: the same bits).
 
 Where: $GROK_SWEEP_CACHE_DIR, else $XDG_CACHE_HOME/grok_sweep/jit, else ~/.cache/grok_sweep/jit.
 An entry that does not unpickle, fails its checksum or does not fit the tensors is deleted and rebuilt,

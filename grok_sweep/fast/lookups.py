@@ -65,7 +65,7 @@ def _pick_grad(grad: UOp, call: UOp) -> tuple[UOp | None, ...]:
 def pick_rows_grouped(onehot: Tensor, table: Tensor, members: Tensor) -> Tensor:
     """onehot (B, V) @ table (V, H): each example's row of the table, whose gradient sums each token's examples'
     rows through members (make_groups' of one position, (V, C)) where tinygrad reduced over batch x vocabulary
-    (2 ms for nanda2023's 3840 x 114 at 2 GFLOP/s); onehot gets none."""
+    (docs/performance/fold.md); onehot gets none."""
     body = onehot.as_param(0) @ table.as_param(1)
     return onehot.call(table, members, fxn=body, grad_fxn=_pick_grad)
 

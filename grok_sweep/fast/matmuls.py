@@ -1,15 +1,14 @@
 """x @ w and relu(x) @ w, with their two gradients, as hand-scheduled tinygrad kernels.
 
-A step of the model is mostly (batch, k) @ (k, n) products and their gradients, with the batch as
-the reduction for the weights' gradient. tinygrad's heuristics give them 3x4 register tiles whose
-products are summed along the reduction (18-24 GFLOP/s on one core here for nanda2023's MLP, 2-30
-on the default model's small ones); each kernel here is written in UOps with an explicit schedule
-(KernelInfo.opts_to_apply): a vector of 8 or 16 output columns by 4 or 8 output rows, the reduction
-unrolled by 8, which clang turns into vector FMAs (45-59 GFLOP/s on nanda2023's, ~55 on the default
-model's MLP). Where a shape is not a multiple of the tile, the next smaller tile that divides it is
-used. The ReLU and its gradient's mask are applied as the operands are read, so neither relu(x)
-nor a transposed copy of x is written; x's gradient reads a transposed copy of w (small), whose
-rows give it the same vector loads as the forward product.
+A step of the model is mostly (batch, k) @ (k, n) products and their gradients, with the batch as the
+reduction for the weights' gradient. tinygrad's heuristics give them 3x4 register tiles whose products are
+summed along the reduction, which clang cannot pack into wide vectors; each kernel here is written in UOps
+with an explicit schedule (KernelInfo.opts_to_apply): a vector of 8 or 16 output columns by 4 or 8 output
+rows, the reduction unrolled by 8, which clang turns into vector FMAs (figures: docs/performance/kernels.md).
+Where a shape is not a multiple of the tile, the next smaller tile that divides it is used. The ReLU and its
+gradient's mask are applied as the operands are read, so neither relu(x) nor a transposed copy of x is
+written; x's gradient reads a transposed copy of w (small), whose rows give it the same vector loads as the
+forward product.
 
 On tinygrad's CPU device each kernel whose shape allows runs as C written with 8-float vectors
 instead (cpu/kernels.py): the same sums in the same order, faster where clang packs tinygrad's
@@ -32,8 +31,7 @@ from grok_sweep.fast.cpu import kernels as cpu_kernels
 Read = Callable[[UOp, UOp, UOp], UOp]  # (operand, row range, column range) -> its value there
 
 # (output columns in one vector, output rows, reduction unroll) per kernel, tuned on nanda2023's shapes;
-# on the benchmark's default model (p=31, width 32) none of 4 other sets was faster (8x4x8, 16x4x8, 8x8x4
-# and 16x8x8 for all three: 560, 607, 724, 382 steps/s; these: 691-786)
+# on the benchmark's default model none of four other sets (8x4x8, 16x4x8, 8x8x4, 16x8x8) was faster
 TILES = {"mm": (8, 8, 8), "mm_dx": (8, 8, 8), "mm_dw": (16, 4, 8)}
 
 
@@ -137,7 +135,7 @@ def _grads(grad: UOp, call: UOp, relu: bool) -> tuple[UOp | None, ...]:
     _, x, w = (Tensor(u) for u in call.src[1:])
     g, plan = Tensor(grad).contiguous(), _plan(x, w)
     # dx = g @ w.T (where x > 0 with relu), through a transposed copy of w: read in place, w.T's column vectors
-    # are strided loads, which ran at 2-3 GFLOP/s on an AVX2 CPU against ~20 from the copy (w is small)
+    # are strided loads, an order of magnitude slower on an AVX2 CPU than reading the copy (w is small)
     wt = w.T.contiguous()
     if relu:
         dx = _matmul("mm_dx", "relu_mm_dx", *plan["mm_dx"], _at, g, wt, x, mask=_positive)

@@ -176,9 +176,9 @@ def _one_hot(tokens: Tensor, vocab: int, batch_minor: bool) -> Tensor:
     """(batch,) -> (batch, vocab) float rows, stored transposed when `batch_minor`.
 
     fast.matmul reads either layout fast; where a lookup falls back to tinygrad's own matmul (nanda2023's 114
-    tokens), its gradient's reduction over the batch runs 2-4x faster with each column contiguous, and so do
-    the kernels tinygrad fuses around it (a training step with lookup groups sums that gradient through them
-    instead: fast.pick_rows_grouped)."""
+    tokens), its gradient's reduction over the batch reads each column contiguously
+    (docs/performance/cpu-runtime.md), and so do the kernels tinygrad fuses around it (a training step with lookup
+    groups sums that gradient through them instead: fast.pick_rows_grouped)."""
     onehot = tokens.one_hot(vocab).cast(dtypes.float32)
     return onehot.T.contiguous().T if batch_minor else onehot.contiguous()
 

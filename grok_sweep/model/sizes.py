@@ -5,7 +5,7 @@ from __future__ import annotations
 
 SEQ_LEN = 3  # a, b, "="
 # Folding the MLP into per-token tables (forward.py) does less arithmetic but runs more, smaller kernels:
-# measured faster at width 128 (nanda2023) and slower at widths 64 and 32 (README: Performance)
+# measured faster at width 128 (nanda2023) and slower at widths 64 and 32 (docs/performance/fold.md)
 FOLD_MIN_WIDTH = 128
 
 

@@ -3,7 +3,7 @@
 The command-line pre-check (precheck.py) refuses a job whose estimate exceeds the memory available (or
 train.max_memory_gb) and a train.device that tinygrad cannot open here, in one line each, before
 any job starts. The estimate counts what grows with the config; its coefficients were fitted to
-the peak RSS of jobs of different sizes on the 2-core CPU machine (README: What it survives). On
+the peak RSS of jobs of different sizes on the 2-core CPU machine (docs/guide/failures.md). On
 a GPU it estimates the host's memory, not the device's; train.max_memory_gb caps it on any device.
 """
 

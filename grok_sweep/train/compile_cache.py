@@ -1,4 +1,6 @@
-"""The compile cache of a job's two JITs (fast.JitCache): a job whose shapes ran before starts in ~1 s.
+"""The compile cache of a job's two JITs (fast.JitCache): a job whose shapes ran before skips compiling them.
+
+Why and what it saves: docs/performance/compile-cache.md.
 
 An entry is keyed by the config without the keys that change no kernel (seed, split ratio, weight decay and
 host-only keys: the input shapes are in the key, and weight decay is a tensor), and holds the train and eval

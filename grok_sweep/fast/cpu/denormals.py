@@ -17,8 +17,8 @@ def flush_denormals(on: bool = True) -> Iterator[bool]:
     """Within the block, this thread's CPU arithmetic reads and writes subnormal floats as 0.
 
     Late in a grokking run, many gradients and Adam moments fall below float32's smallest normal
-    number (1.2e-38); CPUs handle those in microcode, and a nanda2023 step went from 137 to 676 ms
-    around step 11000. tinygrad runs CPU kernels on the calling thread, so setting the flag here is
+    number (1.2e-38); CPUs handle those in microcode, several times slower (docs/performance/cpu-runtime.md).
+    tinygrad runs CPU kernels on the calling thread, so setting the flag here is
     enough. Yields whether the flag is set (False where the platform is not supported).
     """
     where = _FENV_FLUSH.get(platform.machine().lower()) if sys.platform == "linux" else None

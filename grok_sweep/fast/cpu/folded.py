@@ -3,8 +3,8 @@
 Each example reads a few rows of small per-token tables, weighs them by its attention weights and adds
 them up: `pre` (the MLP's inputs: 8 rows of 512 and the "=" key's 4, then a fixed row) and each
 position's rows of the logits' linear part (4 rows of 128). tinygrad computes them with scalar loads
-per element (pre: 4 ms of a ~60 ms nanda2023 step, 9 ms of an eval), or writes the gathered rows out
-first (the head rows: 2 ms a position). Here each example's row pointers are read once and the rows
+per element (pre), or writes the gathered rows out first (the head rows); docs/performance/fold.md has
+the figures. Here each example's row pointers are read once and the rows
 go through in 8- or 16-float vectors (16 where clang targets AVX-512).
 
 Each output is the same expression as in tinygrad's kernels, so it rounds the same: sums over heads

@@ -1,11 +1,11 @@
 """A graph runner for tinygrad's CPU device: a jitted step replays its kernels in one tight loop.
 
-tinygrad 0.14 gives CUDA and Metal a graph (TinyJit hands it a whole batch of kernels at once), but
-not the CPU: there, each replayed kernel goes through the generic launch path, ~25 us of Python
-around a kernel that may itself take 3 us. The default config's train step is ~90 such kernels,
-so launches cost as much as the arithmetic. CPUGraph resolves every kernel's function pointer,
-buffer addresses and thread ids once, at capture, and a replay only patches the addresses of the
-JIT's inputs. Same kernels, same order, same thread: the numbers do not change.
+tinygrad 0.14 gives CUDA and Metal a graph (TinyJit hands it a whole batch of kernels at once), but not the CPU:
+there, each replayed kernel goes through the generic launch path, whose Python takes longer than many of the
+kernels themselves. The default config's train step is ~90 such kernels, so launches cost as much as the arithmetic
+(docs/performance/cpu-runtime.md). CPUGraph resolves every kernel's function pointer, buffer addresses and thread
+ids once, at capture, and a replay only patches the addresses of the JIT's inputs. Same kernels, same order, same
+thread: the numbers do not change.
 """
 
 from __future__ import annotations

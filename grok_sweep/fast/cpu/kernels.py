@@ -1,14 +1,14 @@
 """fast/matmuls.py's products as C kernels for tinygrad's CPU device, written with 8- or 16-float vectors.
 
-tinygrad renders a CPU kernel as scalar C and leaves the vectors to clang's SLP vectorizer, which
-packed matmuls.py's tiles into 4-float (128-bit) FMAs on an AVX2 CPU: 15-25 GFLOP/s where the same
-loop written with clang's 8-float vector type runs at 33-48. So on the CPU each product is this C
-source, handed to tinygrad as an uncompiled PROGRAM through Tensor.custom_kernel: tinygrad compiles
-it with its own clang and flags (-O2 -march=native), caches it and replays it like its own kernels.
+tinygrad renders a CPU kernel as scalar C and leaves the vectors to clang's SLP vectorizer, which packed
+matmuls.py's tiles into 4-float (128-bit) FMAs on an AVX2 CPU, where the same loop written with clang's
+8-float vector type runs about twice as fast (docs/performance/kernels.md). So on the CPU each product is this
+C source, handed to tinygrad as an uncompiled PROGRAM through Tensor.custom_kernel: tinygrad compiles it with
+its own clang and flags (-O2 -march=native), caches it and replays it like its own kernels.
 
 A kernel computes out[i, j] = sum over k, in order, of a(i, k) * B[k, j] (one FMA per product,
 as clang contracts tinygrad's own kernels), for a tile of output rows by one or two vectors (16-float
-vectors where clang targets AVX-512: 70 -> 91 GFLOP/s on nanda2023's MLP product); a(i, k)
+vectors where clang targets AVX-512, which are faster there); a(i, k)
 is A[i, k] or A[k, i], through a ReLU if asked (`a < 0 ? 0 : a`, as tinygrad renders it), and
 out[i, j] is 0 where a mask M[i, j] is not > 0. Same operations in the same order as matmuls.py's
 UOp kernels, so the same bits, which a test checks.
@@ -26,7 +26,7 @@ from tinygrad.uop.ops import KernelInfo, Ops, ProgramInfo
 
 ACCUMULATORS = 8  # 8-float vectors summed at once: enough independent FMAs in flight, few enough for 16 registers
 # A read transposed gives each tile a few floats of each of its rows: the reduction runs in blocks of this many
-# rows, so that they are still in cache for the next tiles (25 -> 30 GFLOP/s for nanda2023's weight gradient)
+# rows, so that they are still in cache for the next tiles (faster for nanda2023's weight gradient)
 K_BLOCK = 256
 
 HEAD = """typedef float f8 __attribute__((aligned(4), ext_vector_type(8)));

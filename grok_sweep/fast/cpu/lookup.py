@@ -6,8 +6,8 @@ table (V, H, W) and members (V, C) each token's examples (B in unused slots), th
 - table_grad: d_T[v, h, :] = sum over slots c of w[m, h] * g[m, :], m = members[v, c];
 - slot_dots: dots[v, c, h] = sum over k of g[m, k] * T[v, h, k], each example's dot with its token's rows.
 
-tinygrad computes both from a gathered copy of g's rows (V, C, W), the second at 4-5 GFLOP/s on
-nanda2023's shapes (its lanes run along k, one accumulator per output): ~20 ms of a ~85 ms step.
+tinygrad computes both from a gathered copy of g's rows (V, C, W), the second with its lanes along k and
+one accumulator per output: a quarter of a nanda2023 step (docs/performance/fold.md).
 Here the rows are read in place through `members`, d_T with vectors along W, the dots with 8 examples'
 values gathered into one vector per k. Each output is summed in order (k or c ascending, one FMA per
 product, from 0), as tinygrad's kernels sum on nanda2023's shapes, so the bits are the same there
