@@ -21,6 +21,7 @@ import functools
 import hashlib
 import io
 import json
+import logging
 import os
 import pickle
 import platform
@@ -36,6 +37,8 @@ from tinygrad.engine.jit import _TinyJit, graph_class
 from tinygrad.uop.ops import Ops, ParamArg, UOp, buffers
 
 from grok_sweep.util.files import atomic_write
+
+log = logging.getLogger(__name__)
 
 MAGIC = b"grok_sweep jit cache 2\n"
 PACKAGE = Path(__file__).resolve().parents[1]  # grok_sweep/: this module is grok_sweep/fast/jit_cache.py
@@ -171,7 +174,10 @@ class JitCache:
                 raise ValueError("the entry's tensors are not the caller's")
             for k, u in bound.items():
                 u.base.buffer.ensure_allocated().copy_from(tensors[k].realize().uop.base.buffer)
-        except Exception:  # noqa: BLE001 - any failure means the entry is not to be trusted
+        except Exception as err:  # noqa: BLE001 - any failure means the entry is not to be trusted
+            # said, not silent: a job that compiles although its shapes ran before should say why
+            log.warning("compile cache: %s could not be loaded (%s: %s); compiling anew", self.path.name,
+                        type(err).__name__, str(err).splitlines()[0][:200] if str(err) else "")  # fmt: skip
             self.path.unlink(missing_ok=True)
             return None
         for k, u in bound.items():
