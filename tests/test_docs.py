@@ -19,7 +19,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
+import conftest
 from conftest import CONF, ROOT
 
 README = ROOT / "README.md"
@@ -29,9 +31,10 @@ GUIDE = ["sweeps", "outputs", "api", "failures", "config", "clusters"]
 RUN_ORDER = [README, *(ROOT / "docs" / "guide" / f"{g}.md" for g in GUIDE)]
 RUN_ORDER += [p for p in sorted((ROOT / "docs").rglob("*.md")) if p not in RUN_ORDER]
 
-TINY = {"modulus": "7", "width": "16", "model.heads": "2", "steps": "40", "eval_every": "7"}
-EXCLUDE = "hydra.job.config.override_dirname.exclude_keys=[hydra/launcher,hydra.sweep.dir,hydra.sweep.subdir,"
-EXCLUDE += "hydra.launcher.n_jobs," + ",".join(TINY) + "]"
+# the suite's tiny config, but the train ratio: the examples set their own
+TINY = dict(o.split("=") for o in conftest.TINY if not o.startswith("train_ratio="))
+_NAMING = OmegaConf.load(CONF / "config.yaml").hydra.job.config.override_dirname.exclude_keys
+EXCLUDE = f"hydra.job.config.override_dirname.exclude_keys=[{','.join([*_NAMING, *TINY])}]"
 SUBSTITUTE = [  # (text, replacement) in every shell block, before the tiny config is applied
     ("bash .ci/setup && .venv/bin/python", "python"),  # CI ran the set-up; the tests run in its environment
     ("python -m pytest", f"python -m pytest --collect-only -q {ROOT / 'tests'}"),  # no suite inside the suite

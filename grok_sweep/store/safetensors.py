@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import struct
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -21,20 +21,23 @@ DTYPES = {"BOOL": np.bool_, "I8": np.int8, "U8": np.uint8, "I16": np.int16, "U16
 _NAMES = {np.dtype(v): k for k, v in DTYPES.items()}
 
 
+def _head(f: BinaryIO) -> dict[str, Any]:
+    (size,) = struct.unpack("<Q", f.read(8))
+    return json.loads(f.read(size))
+
+
 def header(path: Path) -> dict[str, Any]:
     """The file's JSON header, without reading a tensor."""
     with open(path, "rb") as f:
-        (size,) = struct.unpack("<Q", f.read(8))
-        return json.loads(f.read(size))
+        return _head(f)
 
 
 def read(path: Path) -> dict[str, np.ndarray]:
     """Every tensor of the file, by name."""
-    raw = Path(path).read_bytes()
-    (size,) = struct.unpack("<Q", raw[:8])
-    head, start = json.loads(raw[8 : 8 + size]), 8 + size
+    with open(path, "rb") as f:
+        head, data = _head(f), f.read()
     return {
-        k: np.frombuffer(raw, DTYPES[v["dtype"]], int(np.prod(v["shape"])), start + v["data_offsets"][0])
+        k: np.frombuffer(data, DTYPES[v["dtype"]], int(np.prod(v["shape"])), v["data_offsets"][0])
         .reshape(v["shape"])
         .copy()
         for k, v in head.items()
