@@ -119,6 +119,18 @@ def test_padded_full_batch_reports_the_loss_of_the_real_examples():
     assert test_acc == pytest.approx((test_logits.argmax(-1).numpy() == s.y_test).mean())
 
 
+def test_split_metric_sums_off_the_cpu_train_like_the_fused_ones():
+    # a GPU computes the per-example loss and hits in their own kernel (loss.cross_entropy's split); the CPU
+    # keeps the fused kernel: both must give the same metrics and training
+    cfg = make_cfg(*TINY, "steps=20", "eval_every=10", "train.compile_cache=false")
+    fused, split = Trainer(cfg), Trainer(cfg)
+    assert not fused.split_sums
+    split.split_sums = True
+    fused.fit(), split.fit()
+    for col in ("train_loss", "train_acc", "test_loss", "test_acc", "weight_norm"):
+        np.testing.assert_allclose(split.log.cols[col], fused.log.cols[col], rtol=1e-6, err_msg=col)
+
+
 def test_job_device_spreads_jobs_over_the_kinds_devices():
     assert [job_device("CUDA", 4, k) for k in range(6)] == ["CUDA:0", "CUDA:1", "CUDA:2", "CUDA:3", "CUDA:0", "CUDA:1"]
     assert job_device("NV:2", 1, 5) == "NV:2"

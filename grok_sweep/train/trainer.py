@@ -34,8 +34,9 @@ from grok_sweep.train.loop import Outcome, Progress
 from grok_sweep.train.metrics_log import MetricsLog
 
 
-def _accuracy(logits: Tensor, labels: Tensor, weight: Tensor | None = None) -> Tensor:
+def _accuracy(logits: Tensor, labels: Tensor, weight: Tensor | None = None, split: bool = False) -> Tensor:
     hit = (logits.argmax(axis=-1) == labels).cast(dtypes.float32)
+    hit = hit.contiguous() if split else hit  # as cross_entropy's split
     return hit.mean() if weight is None else (hit * weight).sum() / weight.sum()
 
 
@@ -45,6 +46,7 @@ class Trainer:
         self.split: Split = job_split(cfg)
         dev, self.cfg = device or cfg.train.device, cfg
         self.device, self.on_cpu = dev, dev.split(":")[0] == "CPU"
+        self.split_sums = not self.on_cpu  # the metrics' batch sums in their own kernels (loss.cross_entropy)
         prepare_device(dev)  # before the JIT captures: kernels replay without per-launch Python
         self.model = job_model(cfg, np.random.default_rng(init_seed), dev)
         self.params = get_parameters(self.model)
@@ -100,20 +102,20 @@ class Trainer:
             self.opt.zero_grad()
             logits = forward.logits(self.model, x, groups)
             w = self.w_train if x is self.x_train else None  # a mini-batch is never padded
-            loss = cross_entropy(logits, y, self.cfg.train.loss_dtype, w)
+            loss = cross_entropy(logits, y, self.cfg.train.loss_dtype, w, split=self.split_sums)
             loss.backward()
             for p, g in zip(self.params, self.grad_filter([p.grad for p in self.params]), strict=True):
                 p.grad = g
-            row = Tensor.stack(loss.cast(dtypes.float32), _accuracy(logits, y, w))
+            row = Tensor.stack(loss.cast(dtypes.float32), _accuracy(logits, y, w, split=self.split_sums))
             Tensor.realize(*self.train_rows.write(row), *self.grad_filter.state().values(), *self.opt.schedule_step())
         return self.train_rows.counter
 
     def _eval_step(self, x: Tensor, y: Tensor, w: Tensor | None) -> Tensor:
         """One test chunk's eval row (store.layout.eval_row_width) into the eval ring."""
         logits = forward.logits(self.model, x)
-        loss = cross_entropy(logits, y, self.cfg.train.loss_dtype, w)
+        loss = cross_entropy(logits, y, self.cfg.train.loss_dtype, w, split=self.split_sums)
         norm = Tensor.stack(*[(p * p).sum() for p in self.params]).sum().sqrt()
-        out = Tensor.stack(loss.cast(dtypes.float32), _accuracy(logits, y, w), norm)
+        out = Tensor.stack(loss.cast(dtypes.float32), _accuracy(logits, y, w, self.split_sums), norm)
         out = out if self.measures is None else out.cat(self.measures(self.model))
         Tensor.realize(*self.eval_rows.write(out))
         return self.eval_rows.counter
