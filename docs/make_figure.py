@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from grok_sweep import load_sweep
+from grok_sweep.aggregate.table import cell_labels
 from grok_sweep.plot.curves import curves
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,10 +31,9 @@ def main() -> None:
     if args.sweep is None:
         subprocess.run([sys.executable, "-m", "grok_sweep", *GRID, f"hydra.sweep.dir={sweep}"], check=True)
     found = load_sweep(sweep)
-    keys = [k for k in ("train_ratio", "weight_decay") if k in found.summary]
-    order = found.summary.sort_values(keys[::-1]).reset_index(drop=True)
+    keys = [k for k in ("weight_decay", "train_ratio") if k in found.summary]  # a row per weight decay
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    print(curves(found.metrics, order, keys, args.out, ncols=3))
+    print(curves(found.metrics, found.summary, cell_labels(found.summary, keys), keys, args.out, ncols=3)[0])
 
 
 if __name__ == "__main__":

@@ -23,8 +23,16 @@ from omegaconf import DictConfig, OmegaConf
 
 from grok_sweep.data.tasks import all_pairs, encode, every_pair, job_split
 from grok_sweep.store import safetensors
-from grok_sweep.store.jobs import job_folders
-from grok_sweep.store.layout import CONFIG_FILE, HYDRA_DIR, INCOMPLETE, METRICS_FILE, RESULT_FILE, SUMMARY_FILE
+from grok_sweep.store.jobs import job_folders, load_job
+from grok_sweep.store.layout import (
+    CONFIG_FILE,
+    HYDRA_DIR,
+    INCOMPLETE,
+    METRICS_FILE,
+    RESULT_FILE,
+    SUMMARY_FILE,
+    UNREADABLE,
+)
 from grok_sweep.store.metrics import metrics_exist, read_metrics
 from grok_sweep.store.results import read_result
 from grok_sweep.store.weights import find_snapshots
@@ -130,7 +138,8 @@ class Sweep:
     folder: Path
     summary: pd.DataFrame  # as summary.parquet: one row per job
     metrics: pd.DataFrame  # as the sweep's metrics.parquet: every job's rows
-    runs: dict[str, Run]  # job name (its folder, relative to the sweep's) -> Run
+    runs: dict[str, Run]  # job name (its folder, relative to the sweep's) -> Run, for every readable job
+    unreadable: dict[str, str]  # job name -> its damaged file and why (status `unreadable` in the summary)
 
 
 def load_run(job_dir: str | Path, device: str = "CPU") -> Run:
@@ -138,6 +147,8 @@ def load_run(job_dir: str | Path, device: str = "CPU") -> Run:
     folder = Path(job_dir)
     if not folder.is_dir():
         raise LoadError(f"{folder}: no such folder")
+    if damage := load_job(folder, folder).damage:
+        raise LoadError(f"{folder}: {damage}; run its command again to repair it")
     return Run(folder, device)
 
 
@@ -153,7 +164,27 @@ def load_sweep(sweep_dir: str | Path, device: str = "CPU") -> Sweep:
         is_run = names or (folder / RESULT_FILE).exists()  # a run of run_job has no .hydra folder
         what = "a run folder (use load_run)" if is_run else "not a sweep folder (no job folders in it)"
         raise LoadError(f"{folder} is {what}; it holds: {_listing(folder)}")
-    if not (folder / SUMMARY_FILE).exists() or not (folder / METRICS_FILE).exists():
+    if _stale(folder, [folder / n for n in names]):
         aggregate(folder, echo=lambda *_: None)
-    summary, metrics = pd.read_parquet(folder / SUMMARY_FILE), read_metrics(folder / METRICS_FILE)
-    return Sweep(folder, summary, metrics, {name: Run(folder / name, device) for name in names})
+    try:
+        summary, metrics = pd.read_parquet(folder / SUMMARY_FILE), read_metrics(folder / METRICS_FILE)
+    except Exception:  # noqa: BLE001 - the sweep's own tables are damaged: they are made again from the jobs
+        aggregate(folder, echo=lambda *_: None)
+        summary, metrics = pd.read_parquet(folder / SUMMARY_FILE), read_metrics(folder / METRICS_FILE)
+    bad = summary[summary["status"] == UNREADABLE]
+    unreadable = dict(zip(bad["job"], bad["error"], strict=True))
+    runs = {name: Run(folder / name, device) for name in names if name not in unreadable}
+    return Sweep(folder, summary, metrics, runs, unreadable)
+
+
+def _stale(folder: Path, jobs: list[Path]) -> bool:
+    """Whether the sweep's aggregates are missing or older than a file of one of its jobs."""
+    try:
+        made = min((folder / f).stat().st_mtime for f in (SUMMARY_FILE, METRICS_FILE))
+    except OSError:
+        return True
+    return any(p.stat().st_mtime > made for job in jobs for p in _files(job))
+
+
+def _files(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")]

@@ -20,7 +20,7 @@ from grok_sweep.store.layout import METRICS_FILE
 SUMMARY_COLUMNS = [
     "job", "weight_decay", "train_ratio", "seed", "status", "steps_run", "memorization_step", "grokking_step",
     "sustained_grokking_step", "grokking_delay", "phase", "final_test_acc", "best_test_acc", "wall_time_s",
-    "steps_per_s",
+    "steps_per_s", "error",
 ]  # fmt: skip
 
 
@@ -159,3 +159,62 @@ def test_operation_and_grokfast_sweeps_show_in_summary_table_and_panels(tmp_path
     assert "phase table: grokfast=none (rows train_ratio, columns operation" in text
     assert "stopped_early:" not in text  # not listed among the jobs that went wrong
     assert (sweep / "phase_diagram.png").exists()
+
+
+def _seed_sweep(root, cells, seeds):
+    """Job folders of `cells` weight decays x `seeds` seeds, each with its metrics and result."""
+    for wd, seed in itertools.product(range(cells), range(seeds)):
+        overrides = [f"weight_decay={wd / 10}", f"seed={seed}"]
+        folder = root / ",".join(overrides)
+        (folder / ".hydra").mkdir(parents=True)
+        OmegaConf.save(make_cfg(*overrides), folder / ".hydra" / "config.yaml")
+        OmegaConf.save(OmegaConf.create(overrides), folder / ".hydra" / "overrides.yaml")
+        _metrics(50, 300 + seed, steps=400).to_parquet(folder / METRICS_FILE)
+        (folder / "result.json").write_text(json.dumps({"status": "completed", "steps_run": 400}))
+
+
+def test_curves_draw_one_pair_of_panels_per_cell_with_its_seeds_and_go_on_to_pages(tmp_path):
+    from grok_sweep.plot.curves import CELLS_PER_PAGE
+
+    _seed_sweep(tmp_path, CELLS_PER_PAGE + 2, 3)
+    printed = []
+    summary, written = aggregate(tmp_path, echo=printed.append)
+    assert len(summary) == 3 * (CELLS_PER_PAGE + 2)
+    assert written["curves"] == tmp_path / "curves.png" and written["curves (+1 pages)"] == tmp_path / "curves_2.png"
+    first, second = (imread(tmp_path / name) for name in ("curves.png", "curves_2.png"))
+    assert first.shape[0] > 2 * second.shape[0]  # 24 cells, then the 2 left: 6 rows of panels, then 1
+    assert not (tmp_path / "curves_3.png").exists()
+
+
+def test_a_finished_job_is_read_again_only_when_its_files_change(tmp_path, monkeypatch):
+    from grok_sweep.store import scan
+
+    _seed_sweep(tmp_path, 2, 2)
+    calls = []
+    real = scan.load_job
+    monkeypatch.setattr(scan, "load_job", lambda f, root: calls.append(f.name) or real(f, root))
+    first = scan.find_jobs(tmp_path)
+    assert len(calls) == 4 and [j.status for j in first] == ["completed"] * 4
+    again = scan.find_jobs(tmp_path)
+    assert len(calls) == 4 and all(a is b for a, b in zip(again, first, strict=True))  # unchanged: from memory
+    changed = tmp_path / first[0].name / "result.json"
+    changed.write_text(json.dumps({"status": "completed", "steps_run": 400, "wall_time_s": 1.0}))
+    third = scan.find_jobs(tmp_path)
+    assert calls[4:] == [first[0].name] and third[0].result["wall_time_s"] == 1.0
+
+
+def test_reading_in_worker_processes_gives_what_reading_here_gives(tmp_path, monkeypatch):
+    from grok_sweep.store import scan
+    from grok_sweep.store.jobs import job_folders
+
+    _seed_sweep(tmp_path, 3, 2)
+    folders = job_folders(tmp_path)
+    here = scan._load_all(folders, tmp_path)
+    monkeypatch.setattr(scan, "PARALLEL_FROM", 2)
+    monkeypatch.setattr(scan, "CHUNK", 4)
+    monkeypatch.setattr(scan, "workers", lambda: 2)
+    there = scan._load_all(folders, tmp_path)
+    assert [j.name for j in there] == [j.name for j in here] and len(here) == 6
+    for a, b in zip(here, there, strict=True):
+        assert (a.config, a.overrides, a.result, a.damaged) == (b.config, b.overrides, b.result, b.damaged)
+        pd.testing.assert_frame_equal(a.metrics, b.metrics)

@@ -93,8 +93,9 @@ def test_submitit_local_matches_joblib(joblib_sweep, tmp_path):
 
 def test_aggregate_reads_a_sweep_while_its_jobs_run(tmp_path):
     sweep = tmp_path / "sweep"
-    cmd = [sys.executable, "-m", "grok_sweep", "-m", "seed=0,1", *TINY, "steps=100000", "train.checkpoint_every=20",
-           f"hydra.sweep.dir={sweep}"]  # fmt: skip
+    # early stopping off: a tiny job groks within seconds and would end before a slow aggregator reads it
+    cmd = [sys.executable, "-m", "grok_sweep", "-m", "seed=0,1", *TINY, "steps=100000", "train.early_stop=0",
+           "train.checkpoint_every=20", f"hydra.sweep.dir={sweep}"]  # fmt: skip
     # its own process group, so that the kill below reaches the launcher's worker processes too
     running = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)  # fmt: skip

@@ -4,6 +4,6 @@ and its figures. `aggregate(folder)` from Python, `python -m grok_sweep.aggregat
 The analysis side: it reads the folders (grok_sweep.store) and never imports tinygrad, the model or the trainer.
 """
 
-from grok_sweep.aggregate.collect import AggregateError, aggregate
+from grok_sweep.aggregate.collect import AggregateError, aggregate, unreadable_line
 
-__all__ = ["AggregateError", "aggregate"]
+__all__ = ["AggregateError", "aggregate", "unreadable_line"]

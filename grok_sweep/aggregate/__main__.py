@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from grok_sweep.aggregate.collect import AggregateError, aggregate
+from grok_sweep.aggregate.collect import AggregateError, aggregate, unreadable_line
 from grok_sweep.detect import DEFAULT_RULE, Rule
 from grok_sweep.store.jobs import job_folders
 from grok_sweep.store.layout import PLAN_FILE
@@ -28,15 +28,19 @@ def main(argv: Optional[list[str]] = None) -> None:
     ap.add_argument("--min-delay", type=int, default=DEFAULT_RULE.min_delay, help="... and >= this many steps after")
     ap.add_argument("--watch", action="store_true",
                     help="show the sweep's jobs live until every planned job has ended, then aggregate")  # fmt: skip
+    ap.add_argument("--no-figures", action="store_true", help="write the tables only (summary, metrics)")
     args = ap.parse_args(argv)
     if not 0 < args.threshold <= 1:
         ap.error(f"--threshold {args.threshold}: must be in (0, 1]")
     try:
         if args.watch:
             _watch(args.sweep_dir)
-        aggregate(args.sweep_dir, args.rows, args.cols, Rule(args.threshold, args.delay_ratio, args.min_delay))
+        rule = Rule(args.threshold, args.delay_ratio, args.min_delay)
+        summary, _ = aggregate(args.sweep_dir, args.rows, args.cols, rule, figures=not args.no_figures)
     except AggregateError as err:
         sys.exit(f"grok_sweep.aggregate: error: {err}")
+    if damaged := unreadable_line(summary):
+        sys.exit(f"grok_sweep.aggregate: {damaged}")
 
 
 def _watch(root: Path) -> None:

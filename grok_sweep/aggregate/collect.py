@@ -13,9 +13,9 @@ import pandas as pd
 
 from grok_sweep import plot
 from grok_sweep.aggregate.summary import combine_metrics, missing_jobs, summarize, swept_keys
-from grok_sweep.aggregate.table import default_axes, panel_keys, panels, phase_cells, phase_table
+from grok_sweep.aggregate.table import cell_labels, default_axes, panel_keys, panels, phase_cells, phase_table
 from grok_sweep.detect import DEFAULT_RULE, Rule
-from grok_sweep.store.jobs import Job, find_jobs
+from grok_sweep.store.jobs import Job
 from grok_sweep.store.layout import (
     CURVES_FILE,
     MEASURES_FIGURE,
@@ -24,13 +24,24 @@ from grok_sweep.store.layout import (
     STOPPED_EARLY,
     SUMMARY_FILE,
     TRAINED,
+    UNREADABLE,
 )
 from grok_sweep.store.plan import planned_jobs
+from grok_sweep.store.scan import find_jobs
 from grok_sweep.util.files import atomic_write
 
 
 class AggregateError(ValueError):
     """A user error in what to aggregate; the message is one line."""
+
+
+def unreadable_line(summary: pd.DataFrame) -> Optional[str]:
+    """One line if some jobs have a file that cannot be read (each was named in the report), else None."""
+    n = int((summary["status"] == UNREADABLE).sum())
+    if not n:
+        return None
+    return (f"{n} job(s) unreadable (a damaged file, named above): run the sweep's command again to repair them; "
+            f"the damaged files are kept beside, renamed *.damaged")  # fmt: skip
 
 
 def _choose_axes(jobs: list[Job], keys: list[str], rows: Optional[str], cols: Optional[str]) -> tuple:
@@ -47,15 +58,16 @@ def _choose_axes(jobs: list[Job], keys: list[str], rows: Optional[str], cols: Op
 
 
 def aggregate(root: str | Path, rows: Optional[str] = None, cols: Optional[str] = None, rule: Rule = DEFAULT_RULE,
-              echo=print) -> tuple[pd.DataFrame, dict[str, Path]]:  # fmt: skip
-    """Write the sweep's metrics.parquet, summary.parquet and figures into `root`; print the phase table."""
+              echo=print, figures: bool = True) -> tuple[pd.DataFrame, dict[str, Path]]:  # fmt: skip
+    """Write the sweep's metrics.parquet, summary.parquet and (if `figures`) figures into `root`; print the
+    phase table."""
     root = Path(root)
     if not root.is_dir():
         raise AggregateError(f"{root}: no such folder")
     jobs = find_jobs(root)
     planned, planned_keys = planned_jobs(root)
     if not jobs:
-        raise AggregateError(f"{root}: no job folders (folders with .hydra/config.yaml) in it")
+        raise AggregateError(f"{root}: no job folders (folders with a .hydra folder) in it")
     keys = swept_keys(jobs, planned_keys)
     rows, cols, keys = _choose_axes(jobs, keys, rows, cols)
     order = [k for k in (rows, cols) if k] + [k for k in keys if k not in (rows, cols)]
@@ -68,24 +80,37 @@ def aggregate(root: str | Path, rows: Optional[str] = None, cols: Optional[str] 
         written["metrics"] = root / METRICS_FILE
         atomic_write(written["metrics"], lambda p: metrics.to_parquet(p, index=False))
     split = [(title, phase_cells(part, rows, cols)) for title, part in panels(summary, panel_keys(keys, rows, cols))]
-    if not single:
-        written["phase_diagram"] = plot.phase_diagram(split, rows, cols, rule, root / PHASE_DIAGRAM_FILE)
-    per_row = summary[cols].nunique() * summary["seed"].nunique() if cols else None
-    written["curves"] = plot.curves(
-        metrics, summary, keys, root / CURVES_FILE, per_row if per_row and per_row <= 6 else None
-    )
-    figures = measure_figures(summary, metrics, root)
-    if single and figures:
-        written["measures"] = figures[0]
+    measured = []
+    if figures:
+        written.update(_figures(root, summary, metrics, split, order, rows, cols, rule))
+        measured = measure_figures(summary, metrics, root)
+    if single and measured:
+        written["measures"] = measured[0]
     if single:
         echo(run_line(summary.iloc[0], rule.threshold))
     else:
         _report(echo, split, rows, cols, summary, missing_jobs(jobs, planned))
     for name, path in written.items():
         echo(f"wrote {name}: {path}")
-    if figures and not single:
-        echo(f"wrote {MEASURES_FIGURE} in the folders of the {len(figures)} jobs with measures, e.g. {figures[0]}")
+    if measured and not single:
+        echo(f"wrote {MEASURES_FIGURE} in the folders of the {len(measured)} jobs with measures, e.g. {measured[0]}")
     return summary, written
+
+
+def _figures(root: Path, summary: pd.DataFrame, metrics: pd.DataFrame, split: list, order: list[str],
+             rows: Optional[str], cols: Optional[str], rule: Rule) -> dict[str, Path]:  # fmt: skip
+    """The phase diagram (a sweep's) and the curves, one pair of panels per cell of the keys other than the seed."""
+    written = {}
+    if summary["job"].iloc[0] != ".":
+        written["phase_diagram"] = plot.phase_diagram(split, rows, cols, rule, root / PHASE_DIAGRAM_FILE)
+    by = [k for k in order if k != "seed"]  # a cell of the curves: every seed of one point of the sweep
+    per_row = summary[cols].nunique() if cols else None
+    pages = plot.curves(metrics, summary, cell_labels(summary, by), by, root / CURVES_FILE,
+                        per_row if per_row and per_row <= 4 else None)  # fmt: skip
+    written["curves"] = pages[0]
+    if len(pages) > 1:
+        written[f"curves (+{len(pages) - 1} pages)"] = pages[-1]
+    return written
 
 
 def measure_figures(summary: pd.DataFrame, metrics: pd.DataFrame, root: Path) -> list[Path]:
@@ -109,6 +134,8 @@ def run_line(job: pd.Series, threshold: float) -> str:
         else f"test acc {at} first at step {first}, "
         + (f"for good from step {sus}" if not pd.isna(sus) else "not at the end")
     )
+    if job["status"] == UNREADABLE:
+        return f"{UNREADABLE}: {job['error']}"
     phase = job["phase"] if job["status"] in TRAINED else job["status"]
     stopped = f" (stopped early: {job['steps_run']} steps)" if job["status"] == STOPPED_EARLY else ""
     return f"{train}; {test}; phase: {phase}{stopped}"
@@ -121,6 +148,6 @@ def _report(echo, split, rows, cols, summary, missing) -> None:
         echo(phase_table(cells, rows, cols).to_string())
     bad = summary[~summary["status"].isin(TRAINED)]
     for _, job in bad.iterrows():
-        echo(f"{job['status']}: {job['job']}")
+        echo(f"{job['status']}: {job['job']}" + (f": {job['error']}" if job["status"] == UNREADABLE else ""))
     if missing:
         echo(f"missing ({len(missing)} planned jobs not started): " + "; ".join(missing))

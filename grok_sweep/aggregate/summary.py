@@ -11,11 +11,11 @@ import pandas as pd
 
 from grok_sweep.detect import DEFAULT_RULE, PHASES, Rule, detect
 from grok_sweep.store.jobs import Job
-from grok_sweep.store.layout import TRAINED
+from grok_sweep.store.layout import FAILED, TRAINED
 
 STEP_COLS = ("memorization_step", "grokking_step", "sustained_grokking_step", "grokking_delay")
 SUMMARY_TAIL = ("status", "steps_run", *STEP_COLS, "phase", "final_test_acc", "best_test_acc",
-                "wall_time_s", "steps_per_s")  # fmt: skip
+                "wall_time_s", "steps_per_s", "error")  # fmt: skip
 
 
 def swept_keys(jobs: list[Job], planned: list[str]) -> list[str]:
@@ -27,7 +27,8 @@ def swept_keys(jobs: list[Job], planned: list[str]) -> list[str]:
 
 
 def summarize(jobs: list[Job], keys: list[str], rule: Rule = DEFAULT_RULE) -> pd.DataFrame:
-    """One row per job: swept keys, seed, status, detected steps, phase, accuracies, timings."""
+    """One row per job: swept keys, seed, status, detected steps, phase, accuracies, timings, and the error of a
+    failed job or the unreadable file of a damaged one (one line)."""
     rows = []
     for job in jobs:
         found = detect(job.metrics, rule) if job.metrics is not None and len(job.metrics) else {}
@@ -37,6 +38,7 @@ def summarize(jobs: list[Job], keys: list[str], rule: Rule = DEFAULT_RULE) -> pd
         row = {"job": job.name, **{k: job.config.get(k) for k in keys}, "seed": job.config.get("seed")}
         row.update(status=job.status, steps_run=res.get("steps_run", _rows(job)), **found)
         row.update(wall_time_s=res.get("wall_time_s"), steps_per_s=res.get("steps_per_s"))
+        row["error"] = job.damage or (res.get("error") if job.status == FAILED else None)
         rows.append(row)
     columns = ["job", *keys, *(["seed"] if "seed" not in keys else []), *SUMMARY_TAIL]
     df = pd.DataFrame(rows).reindex(columns=columns)
@@ -44,6 +46,7 @@ def summarize(jobs: list[Job], keys: list[str], rule: Rule = DEFAULT_RULE) -> pd
         df[col] = df[col].astype("Int64")
     for col in ("final_test_acc", "best_test_acc", "wall_time_s", "steps_per_s"):
         df[col] = df[col].astype("float64")
+    df["error"] = df["error"].astype("string")
     df["phase"] = pd.Categorical(df["phase"], categories=list(PHASES), ordered=True)
     return df
 

@@ -11,7 +11,7 @@ from typing import Optional
 import pandas as pd
 
 from grok_sweep.detect import PHASES
-from grok_sweep.store.layout import DIVERGED, FAILED, INCOMPLETE, RUNNING, TRAINED
+from grok_sweep.store.layout import DIVERGED, FAILED, INCOMPLETE, RUNNING, TRAINED, UNREADABLE
 
 
 def default_axes(keys: list[str]) -> tuple[Optional[str], Optional[str]]:
@@ -41,18 +41,23 @@ def panels(summary: pd.DataFrame, keys: list[str]) -> list[tuple[str, pd.DataFra
     return out
 
 
-LABEL_ORDER = (*PHASES, DIVERGED, FAILED, RUNNING, INCOMPLETE)
+LABEL_ORDER = (*PHASES, DIVERGED, FAILED, UNREADABLE, RUNNING, INCOMPLETE)
 
 
 def phase_cells(summary: pd.DataFrame, rows: Optional[str], cols: Optional[str]) -> pd.DataFrame:
-    """One row per (rows, cols) cell: majority label, how many jobs agree, median grokking step.
+    """One row per (rows, cols) cell: majority label, how many jobs agree, median grokking step (cell_labels)."""
+    return cell_labels(summary, [k for k in (rows, cols) if k])
+
+
+def cell_labels(summary: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """One row per combination of the keys `by` (sorted): majority label, how many jobs agree, their number,
+    the median grokking step and the cell's jobs.
 
     A job's label is its phase, or its status if it did not complete; the median is over the
     sustained grokking steps of the jobs that carry the majority label (seeds, usually).
     """
     labels = [p if s in TRAINED else s for p, s in zip(summary["phase"].astype(object), summary["status"], strict=True)]
     df = summary.assign(label=labels)
-    by = [k for k in (rows, cols) if k]
     groups = df.groupby(by, sort=True) if by else [((), df)]
     out = []
     for key, group in groups:
@@ -61,7 +66,8 @@ def phase_cells(summary: pd.DataFrame, rows: Optional[str], cols: Optional[str])
         steps = group.loc[group["label"] == label, "sustained_grokking_step"].dropna()
         values = key if isinstance(key, tuple) else (key,)
         out.append({**dict(zip(by, values, strict=True)), "label": label, "agree": int(counts[label]),
-                    "n": len(group), "median_grok": float(steps.median()) if len(steps) else None})  # fmt: skip
+                    "n": len(group), "median_grok": float(steps.median()) if len(steps) else None,
+                    "jobs": group["job"].tolist() if "job" in group else []})  # fmt: skip
     return pd.DataFrame(out)
 
 

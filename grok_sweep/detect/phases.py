@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+import numpy as np
 import pandas as pd
 
 from grok_sweep.detect.streak import held_since, holds
@@ -36,29 +37,37 @@ class Rule:
 DEFAULT_RULE = Rule()
 
 
-def _evals(df: pd.DataFrame) -> pd.DataFrame:
-    return df.loc[df["test_acc"].notna()].sort_values("step")
+def _evals(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The eval rows (those with a test accuracy), in step order: steps, train and test accuracy."""
+    test = df["test_acc"].to_numpy(dtype=float, na_value=np.nan)
+    at = np.flatnonzero(~np.isnan(test))
+    steps = df["step"].to_numpy()[at]
+    order = at[np.argsort(steps, kind="stable")]
+    train = df["train_acc"].to_numpy(dtype=float, na_value=np.nan)[order]
+    return df["step"].to_numpy()[order], train, test[order]
 
 
-def _first_step(evals: pd.DataFrame, col: str, threshold: float) -> Optional[int]:
-    hits = evals.loc[holds(evals[col].to_numpy(dtype=float), threshold), "step"]
-    return int(hits.iloc[0]) if len(hits) else None
+def _first_step(steps: np.ndarray, acc: np.ndarray, threshold: float) -> Optional[int]:
+    hits = np.flatnonzero(holds(acc, threshold))
+    return int(steps[hits[0]]) if len(hits) else None
 
 
 def memorization_step(df: pd.DataFrame, threshold: float = 0.99) -> Optional[int]:
     """First eval step with train accuracy >= threshold, or None."""
-    return _first_step(_evals(df), "train_acc", threshold)
+    steps, train, _ = _evals(df)
+    return _first_step(steps, train, threshold)
 
 
 def grokking_step(df: pd.DataFrame, threshold: float = 0.99) -> Optional[int]:
     """First eval step with test accuracy >= threshold, or None."""
-    return _first_step(_evals(df), "test_acc", threshold)
+    steps, _, test = _evals(df)
+    return _first_step(steps, test, threshold)
 
 
 def sustained_grokking_step(df: pd.DataFrame, threshold: float = 0.99) -> Optional[int]:
     """First eval step from which test accuracy stays >= threshold to the end of the run, or None."""
-    evals = _evals(df)
-    return held_since(evals["step"].to_numpy(), evals["test_acc"].to_numpy(dtype=float), threshold)
+    steps, _, test = _evals(df)
+    return held_since(steps, test, threshold)
 
 
 def grokking_delay(memorization: Optional[int], sustained: Optional[int]) -> Optional[int]:
@@ -78,15 +87,15 @@ def phase(memorization: Optional[int], sustained: Optional[int], rule: Rule = DE
 
 def detect(df: pd.DataFrame, rule: Rule = DEFAULT_RULE) -> dict[str, object]:
     """All detected steps and the phase of one run, as one summary row's fields."""
-    mem = memorization_step(df, rule.threshold)
-    sus = sustained_grokking_step(df, rule.threshold)
-    test = _evals(df)["test_acc"]
+    steps, train, test = _evals(df)
+    mem = _first_step(steps, train, rule.threshold)
+    sus = held_since(steps, test, rule.threshold)
     return {
         "memorization_step": mem,
-        "grokking_step": grokking_step(df, rule.threshold),
+        "grokking_step": _first_step(steps, test, rule.threshold),
         "sustained_grokking_step": sus,
         "grokking_delay": grokking_delay(mem, sus),
         "phase": phase(mem, sus, rule),
-        "final_test_acc": float(test.iloc[-1]) if len(test) else None,
+        "final_test_acc": float(test[-1]) if len(test) else None,
         "best_test_acc": float(test.max()) if len(test) else None,
     }

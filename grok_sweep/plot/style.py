@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from grok_sweep.store.layout import DIVERGED, FAILED, INCOMPLETE, RUNNING
+from grok_sweep.store.layout import DIVERGED, FAILED, INCOMPLETE, RUNNING, UNREADABLE
 from grok_sweep.util.files import atomic_write
 
 COLORS = {
@@ -18,6 +18,7 @@ COLORS = {
     "confusion": "#e6ab02",
     DIVERGED: "#e41a1c",
     FAILED: "#999999",
+    UNREADABLE: "#a65628",
     RUNNING: "#f0f0f0",
     INCOMPLETE: "#dddddd",
 }

@@ -12,11 +12,14 @@ from typing import Any, Optional
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from grok_sweep.aggregate import aggregate
+from grok_sweep.aggregate import aggregate, unreadable_line
 from grok_sweep.detect import Rule
 from grok_sweep.store.layout import DIVERGED, FAILED, RUNNING
+from grok_sweep.util.errors import first_line
 from grok_sweep.view.live import View
 from grok_sweep.view.state import Sweep, header
+
+log = logging.getLogger(__name__)
 
 
 class AggregateCallback(Callback):
@@ -29,14 +32,21 @@ class AggregateCallback(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep = Path(config.hydra.sweep.dir)
-        summary, _ = aggregate(sweep, self.rows, self.cols, self.rule)
+        try:
+            summary, _ = aggregate(sweep, self.rows, self.cols, self.rule)
+        except Exception as err:  # Hydra would only warn and exit 0: the sweep's results were not written
+            log.debug("aggregation failed", exc_info=True)  # the line below says why; a traceback is noise
+            sys.exit(f"grok_sweep: the sweep's jobs ran, but aggregating them failed: {type(err).__name__}: "
+                     f"{first_line(err)}; once fixed: python -m grok_sweep.aggregate {sweep}")  # fmt: skip
         running = summary.loc[summary["status"] == RUNNING, "job"].tolist()
         if running:  # another command on this sweep trains them (store/lock.py)
             print(f"{len(running)} job(s) still being trained by another process: {'; '.join(running)}; "
                   f"once they have ended, aggregate again: python -m grok_sweep.aggregate {sweep}")  # fmt: skip
         bad = summary.loc[summary["status"].isin([FAILED, DIVERGED]), "job"].tolist()
-        if bad:
-            sys.exit(f"grok_sweep: {len(bad)} job(s) failed or diverged: {'; '.join(bad)}")
+        damaged = unreadable_line(summary)
+        if bad or damaged:
+            failed = f"{len(bad)} job(s) failed or diverged: {'; '.join(bad)}" if bad else ""
+            sys.exit("grok_sweep: " + "; ".join(x for x in (failed, damaged) if x))
 
 
 class ViewCallback(Callback):

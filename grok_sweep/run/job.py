@@ -22,17 +22,25 @@ from tinygrad.helpers import CACHEDB, PARALLEL, Context
 
 from grok_sweep.data.tasks import split_sizes
 from grok_sweep.run.checks import ConfigError, validate
+from grok_sweep.run.repair import repair
 from grok_sweep.run.resources import job_device, memory_problem, physical_bytes
+from grok_sweep.store.damage import Damaged
+from grok_sweep.store.integrity import read_yaml
 from grok_sweep.store.layout import (
     CHECKPOINT_FILE,
     COMPLETED,
     FAILED,
+    FINAL_FILE,
     FINISHED,
+    HYDRA_DIR,
     METRICS_FILE,
+    OVERRIDES_FILE,
     RUNNING_ELSEWHERE,
+    STATUS_FILE,
     STOPPED_EARLY,
 )
 from grok_sweep.store.lock import JobLock, held_by
+from grok_sweep.store.metrics import read_metrics
 from grok_sweep.store.results import read_result, write_result
 from grok_sweep.train.checkpoint import read_checkpoint, write_checkpoint, write_final, write_snapshot
 from grok_sweep.train.metrics_log import write_metrics
@@ -78,11 +86,10 @@ def _run_job(cfg: DictConfig, out_dir: Path, progress: bool, job_num: int) -> di
 
 def _train_locked(cfg: DictConfig, out_dir: Path, progress: bool, job_num: int) -> dict[str, Any]:
     config = OmegaConf.to_yaml(cfg)
+    repair(cfg, out_dir)  # damaged files set aside: a damaged job is never taken for finished
     done = read_result(out_dir)
     if done and done.get("status") in FINISHED:
-        _same_config(done.get("config"), config, out_dir)
-        log.info("already %s, skipped: %s", done["status"], out_dir)
-        return done
+        return _skip(done, cfg, config, out_dir)
     t0 = time.perf_counter()
     try:
         trainer = Trainer(cfg, job_device(cfg.train.device, cfg.train.devices, job_num))
@@ -109,7 +116,7 @@ def _train_locked(cfg: DictConfig, out_dir: Path, progress: bool, job_num: int) 
     except Exception as err:  # keep what was measured and let the other jobs of a sweep run
         return _failed(cfg, trainer, err, time.perf_counter() - t0, config, resumed, out_dir, status)
     timings = {"compile_time_s": outcome.compile_time_s, "loop_time_s": outcome.loop_time_s}
-    result = _result(cfg, outcome.status, trainer, time.perf_counter() - t0, timings, config, resumed)
+    result = _result(cfg, outcome.status, trainer, time.perf_counter() - t0, timings, config, resumed, out_dir)
     try:
         write_result(result, out_dir)
     except WriteError as err:
@@ -132,7 +139,7 @@ def _failed(cfg: DictConfig, trainer: Trainer, err: Exception, wall: float, conf
     else:
         log.exception("job failed at step %d", trainer.step)
     timings = {"compile_time_s": None, "loop_time_s": None}
-    result = _result(cfg, FAILED, trainer, wall, timings, config, resumed)
+    result = _result(cfg, FAILED, trainer, wall, timings, config, resumed, out_dir)
     result["error"] = disk or f"{type(err).__name__}: {err}"
     if disk:
         _best_effort(write_result, result, out_dir)
@@ -143,6 +150,22 @@ def _failed(cfg: DictConfig, trainer: Trainer, err: Exception, wall: float, conf
     _best_effort(lambda w, d: write_final(w, trainer.step, d), trainer.weights(), out_dir)
     status.finish(result, _frame(trainer))
     return result
+
+
+def _skip(done: dict[str, Any], cfg: DictConfig, config: str, out_dir: Path) -> dict[str, Any]:
+    """A finished job is not trained again (its status file is written again if it was set aside)."""
+    _same_config(done.get("config"), config, out_dir)
+    log.info("already %s, skipped: %s", done["status"], out_dir)
+    if not (out_dir / STATUS_FILE).exists():
+        JobStatus(out_dir, cfg.steps).finish(done, _metrics_or_none(out_dir))
+    return done
+
+
+def _metrics_or_none(out_dir: Path) -> Any:
+    try:
+        return read_metrics(out_dir / METRICS_FILE)
+    except Exception:  # noqa: BLE001 - the status file then has no phase
+        return None
 
 
 def _frame(trainer: Trainer) -> Any:
@@ -186,7 +209,7 @@ def _resume(trainer: Trainer, config: str, out_dir: Path) -> Optional[int]:
 
 
 def _result(cfg: DictConfig, status: str, trainer: Trainer, wall: float, timings: dict[str, Optional[float]],
-            config: str, resumed: Optional[int]) -> dict[str, Any]:  # fmt: skip
+            config: str, resumed: Optional[int], out_dir: Path) -> dict[str, Any]:  # fmt: skip
     n_train, n_test = split_sizes(cfg.modulus, cfg.train_ratio, cfg.operation)
     steps_run, loop = trainer.log.filled, timings["loop_time_s"]
     timed = max(steps_run - (resumed or 0) - 2, 0)  # the first two steps compile; see Outcome.compile_time_s
@@ -210,7 +233,16 @@ def _result(cfg: DictConfig, status: str, trainer: Trainer, wall: float, timings
         "python": platform.python_version(),
         "versions": {lib: version(lib) for lib in LIBRARIES},
         "config": config,
+        "final_weights": FINAL_FILE if status in FINISHED else None,  # written before this file
+        "overrides": _hydra_overrides(out_dir),  # Hydra's, as it wrote them: a damaged copy is told from them
     }
+
+
+def _hydra_overrides(out_dir: Path) -> Optional[list]:
+    try:
+        return read_yaml(out_dir / HYDRA_DIR / OVERRIDES_FILE, list)
+    except Damaged:  # run without Hydra (no .hydra), or the file is damaged: nothing to compare with
+        return None
 
 
 def _disk_problem(err: BaseException) -> Optional[str]:

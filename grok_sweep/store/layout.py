@@ -17,6 +17,7 @@ SNAPSHOT_DIR = "snapshots"  # the weights every train.snapshot_every steps
 LOCK_FILE = ".grok_sweep.lock"  # held while a process trains the job (store/lock.py)
 MEASURES_FIGURE = "measures.png"  # its progress measures, where measured
 META_KEY = "grok_sweep"  # the safetensors metadata entry of our files: JSON (the step, a checkpoint's host state)
+DAMAGED_SUFFIX = ".damaged"  # a damaged file set aside by a re-run (store/integrity.py): kept, never read
 SNAPSHOT_NAME = re.compile(r"step_(\d+)\.safetensors")
 PART_GLOB = "part-*.parquet"
 
@@ -52,9 +53,10 @@ COMPLETED = "completed"  # trained all its steps
 STOPPED_EARLY = "stopped_early"  # train.early_stop ended it once test accuracy held
 FAILED = "failed"  # raised (its "error" says why); a re-run tries it again
 DIVERGED = "diverged"  # a train loss or accuracy was not finite
-# ... and two more a job has in aggregation before its result.json exists:
+# ... and three more a job has in aggregation (before its result.json exists, or when a file cannot be read):
 RUNNING = "running"  # a process holds its lock
 INCOMPLETE = "incomplete"  # no process and no result: stopped before it ended
+UNREADABLE = "unreadable"  # a file of its folder cannot be read (store/integrity.py); a re-run repairs it
 RUNNING_ELSEWHERE = "running_elsewhere"  # what run_job returns for a job another process trains right now
 
 TRAINED = (COMPLETED, STOPPED_EARLY)  # trained as configured: phases come from their metrics

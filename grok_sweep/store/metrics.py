@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from grok_sweep.store.damage import Damaged, reading
 from grok_sweep.store.layout import FLOAT_COLS, METRICS_FILE, PART_GLOB, part_name, part_start
 from grok_sweep.util.files import atomic_write
 
@@ -69,6 +70,27 @@ def read_metrics(path: Path) -> pd.DataFrame:
         parts = read_parts(path)
         return pa.concat_tables(parts).to_pandas() if parts else pd.DataFrame()
     return read_part(path).to_pandas()
+
+
+def read_sound_metrics(path: Path) -> pd.DataFrame:
+    """A finished job's metrics, every part checked: it reads, and the parts follow on from step 0 with no gap.
+    Raises Damaged naming the first part that fails; an empty table if the job has no metrics."""
+    if not path.is_dir():
+        if not (path.exists() or path.is_symlink()):
+            return pd.DataFrame()
+        with reading(path):
+            return read_part(path).to_pandas()
+    tables, at = [], 0
+    for part in part_paths(path):
+        if first_step(part) != at:
+            raise Damaged(part, f"starts at step {first_step(part)}, but the parts before it end at step {at}", at)
+        try:
+            with reading(part):
+                tables.append(read_part(part))
+        except Damaged as err:
+            raise Damaged(part, err.reason, at) from err
+        at += tables[-1].num_rows
+    return pa.concat_tables(tables).to_pandas() if tables else pd.DataFrame()
 
 
 def metrics_exist(path: Path) -> bool:

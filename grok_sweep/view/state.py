@@ -18,19 +18,27 @@ from grok_sweep.store.layout import (
     DIVERGED,
     ENDED,
     FAILED,
+    FINAL_FILE,
+    HYDRA_DIR,
     INTERRUPTED,
     LIVE,
+    METRICS_FILE,
     OVERRIDES_FILE,
     QUEUED,
+    RESULT_FILE,
     RUNNING,
+    SNAPSHOT_DIR,
+    STATUS_FILE,
     TRAINING,
+    UNREADABLE,
 )
 from grok_sweep.store.lock import held_by
 from grok_sweep.store.plan import plan, planned_jobs
 from grok_sweep.store.results import read_result
+from grok_sweep.store.scan import read_jobs
 from grok_sweep.store.status import read_status
 
-FINAL = tuple(ENDED.values())
+FINAL = (*ENDED.values(), UNREADABLE)
 STALE_S = 10.0  # a status this old, of a job no process holds, is an interrupted job's
 
 
@@ -60,6 +68,7 @@ class Sweep:
     planned: list[frozenset[str]]
     swept: list[str]
     folders: dict[frozenset[str], Path] = field(default_factory=dict)
+    checked: dict[Path, tuple[tuple, Optional[str]]] = field(default_factory=dict)  # ended jobs' damage, by files
 
     @classmethod
     def from_folder(cls, root: Path) -> Sweep:
@@ -85,7 +94,18 @@ class Sweep:
         """Every planned job's state now (and any job folder the plan does not name, e.g. a sweep without one)."""
         self._find_folders()
         jobs = list(dict.fromkeys([*self.planned, *self.folders]))
-        return [read_job(self.folders.get(o), self.label(o)) for o in jobs]
+        views = [read_job(self.folders.get(o), self.label(o)) for o in jobs]
+        for o, view in zip(jobs, views, strict=True):
+            if view.ended and (damage := self.damage(self.folders[o])):
+                view.state, view.error = UNREADABLE, damage
+        return views
+
+    def damage(self, folder: Path) -> Optional[str]:
+        """An ended job's first unreadable file and why (None if all read); read again only when its files change."""
+        key = tuple(_mtime(folder / name) for name in WATCHED)
+        if folder not in self.checked or self.checked[folder][0] != key:
+            self.checked[folder] = (key, read_jobs([folder], self.root)[0].damage)  # kept for the aggregation
+        return self.checked[folder][1]
 
     def _find_folders(self) -> None:
         if len(self.folders) == len(self.planned) and self.planned:
@@ -102,6 +122,16 @@ class Sweep:
             if not isinstance(loaded, ListConfig):  # created, not written yet (an empty file loads as {})
                 continue
             self.folders[frozenset(OmegaConf.to_container(loaded))] = folder
+
+
+WATCHED = (RESULT_FILE, STATUS_FILE, METRICS_FILE, FINAL_FILE, SNAPSHOT_DIR, HYDRA_DIR)
+
+
+def _mtime(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return 0
 
 
 def read_job(folder: Optional[Path], name: str) -> JobView:
@@ -169,7 +199,7 @@ def header(jobs: list[JobView], elapsed: float) -> str:
         kind = RUNNING if j.state in LIVE else j.state
         counts[kind] = counts.get(kind, 0) + 1
     ended = sum(j.ended for j in jobs)
-    bad = ", ".join(f"{counts[k]} {k}" for k in (ENDED[FAILED], ENDED[DIVERGED]) if k in counts)
+    bad = ", ".join(f"{counts[k]} {k}" for k in (ENDED[FAILED], ENDED[DIVERGED], UNREADABLE) if k in counts)
     rest = "".join(f", {counts[k]} {k}" for k in (RUNNING, INTERRUPTED, QUEUED) if k in counts)
     done = f"jobs {ended}/{len(jobs)} done" + (f" ({bad})" if bad else "") + rest
     eta = clock(eta_s(jobs)) if ended < len(jobs) else "0:00"

@@ -1,0 +1,70 @@
+"""Reading a sweep's many job folders: in parallel where that pays, and never twice while their files are unchanged.
+
+A job's folder read back (store/jobs.load_job) costs a few milliseconds: mostly parsing Hydra's YAML and the
+metrics parts. A sweep of thousands of jobs is read by worker processes, in chunks; a finished job is kept in
+memory with the sizes and times of its files, so a process that aggregates or watches a sweep again (the live
+view, --watch, the end-of-sweep callback) reads only the jobs whose files changed. docs/performance/aggregate.md.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+from grok_sweep.store.jobs import Job, job_folders, load_job
+from grok_sweep.store.layout import HYDRA_DIR, METRICS_FILE, SNAPSHOT_DIR
+
+PARALLEL_FROM = 300  # jobs: below, starting the workers costs more than they save
+CHUNK = 64  # job folders per task of a worker
+MAX_WORKERS = 8
+_CACHE: dict[tuple[Path, Path], tuple[tuple, Job]] = {}
+
+
+def signature(folder: Path) -> tuple:
+    """Name, size and modification time of every file a job folder's reading looks at."""
+    out = []
+    for where in (folder, folder / METRICS_FILE, folder / HYDRA_DIR, folder / SNAPSHOT_DIR):
+        try:
+            with os.scandir(where) as entries:
+                out += [(e.path, s.st_size, s.st_mtime_ns) for e in entries for s in (e.stat(),)]
+        except OSError:  # not there, or not a folder: its absence is part of the signature
+            out.append((str(where), -1, -1))
+    return tuple(sorted(out))
+
+
+def _load_chunk(folders: list[Path], root: Path) -> list[Job]:
+    return [load_job(f, root) for f in folders]
+
+
+def workers() -> int:
+    """Worker processes for reading: this process's usable cores, at most MAX_WORKERS."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cores, MAX_WORKERS))
+
+
+def _load_all(folders: list[Path], root: Path) -> list[Job]:
+    n = workers()
+    if len(folders) < PARALLEL_FROM or n < 2:
+        return _load_chunk(folders, root)
+    chunks = [folders[i : i + CHUNK] for i in range(0, len(folders), CHUNK)]
+    # spawn, not fork: the caller may hold threads (the live view) that a forked child would inherit mid-lock
+    with ProcessPoolExecutor(n, mp_context=get_context("spawn")) as pool:
+        return [job for part in pool.map(_load_chunk, chunks, [root] * len(chunks)) for job in part]
+
+
+def read_jobs(folders: list[Path], root: Path) -> list[Job]:
+    """The jobs of `folders` read back (store/jobs.load_job), each read again only if its files changed."""
+    sigs = [signature(f) for f in folders]
+    stale = [i for i, f in enumerate(folders) if _CACHE.get((root, f), (None,))[0] != sigs[i]]
+    fresh = dict(zip(stale, _load_all([folders[i] for i in stale], root), strict=True))
+    for i, job in fresh.items():
+        if job.result is not None and job.running is None:  # ended: its files change only if it runs again
+            _CACHE[(root, folders[i])] = (sigs[i], job)
+    return [fresh[i] if i in fresh else _CACHE[(root, f)][1] for i, f in enumerate(folders)]
+
+
+def find_jobs(root: Path) -> list[Job]:
+    """Every job under `root` (store/jobs.job_folders), read back."""
+    return read_jobs(job_folders(root), root)
