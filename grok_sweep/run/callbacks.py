@@ -36,8 +36,10 @@ class AggregateCallback(Callback):
             summary, _ = aggregate(sweep, self.rows, self.cols, self.rule)
         except Exception as err:  # Hydra would only warn and exit 0: the sweep's results were not written
             log.debug("aggregation failed", exc_info=True)  # the line below says why; a traceback is noise
+            hint = "" if sweep.is_absolute() else (" (jobs that run in another working directory, as on Ray, "
+                                                   "need an absolute hydra.sweep.dir)")  # fmt: skip
             sys.exit(f"grok_sweep: the sweep's jobs ran, but aggregating them failed: {type(err).__name__}: "
-                     f"{first_line(err)}; once fixed: python -m grok_sweep.aggregate {sweep}")  # fmt: skip
+                     f"{first_line(err)}{hint}; once fixed: python -m grok_sweep.aggregate {sweep}")  # fmt: skip
         running = summary.loc[summary["status"] == RUNNING, "job"].tolist()
         if running:  # another command on this sweep trains them (store/lock.py)
             print(f"{len(running)} job(s) still being trained by another process: {'; '.join(running)}; "
