@@ -7,12 +7,13 @@ checks.py refuses values that are well typed but impossible.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
 
 
 def _conf_dir() -> Path:
@@ -96,6 +97,13 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     grokfast: GrokfastConfig = MISSING  # chosen with grokfast=none|ema|ma
+
+
+# `${grok_sweep.cwd:}` in conf/config.yaml: the command's working directory. Cached like Hydra's `${now:...}`, and
+# Hydra copies the cache into every job's config, so a job that runs elsewhere (a Ray worker) gets the command's.
+# Registered on import: a launcher's worker imports this module with the job's function.
+if not OmegaConf.has_resolver("grok_sweep.cwd"):
+    OmegaConf.register_new_resolver("grok_sweep.cwd", os.getcwd, use_cache=True)
 
 
 def register() -> None:
