@@ -182,3 +182,14 @@ def test_the_api_and_the_live_view_name_the_damaged_job(sweep, tmp_path):
     assert found.summary.set_index("job").loc[damaged, "status"] == UNREADABLE
     jobs = Sweep.from_folder(root).scan()
     assert sorted(j.state for j in jobs) == ["done", UNREADABLE] and "1 unreadable" in header(jobs, 1.0)
+
+
+def test_the_same_overrides_in_another_order_are_not_damage(sweep, tmp_path):
+    # a sweep resumed with its keys typed in another order: Hydra writes overrides.yaml in that order
+    root = tmp_path / "sweep"
+    shutil.copytree(sweep, root)
+    job = sorted(p.parent for p in root.glob(f"*/{HYDRA_DIR}"))[0]
+    overrides = OmegaConf.load(job / FILES["overrides"])
+    OmegaConf.save(OmegaConf.create(list(reversed(list(overrides)))), job / FILES["overrides"])
+    assert _aggregate(root)[0] == 0
+    assert (pd.read_parquet(root / SUMMARY_FILE)["status"] == "completed").all()

@@ -110,12 +110,12 @@ def _draw_cell(acc, loss, runs: list[Optional[dict]], members: pd.DataFrame, cel
     (_, c_train, _), (_, c_test, _) = LINES[:2]
     alpha = 1.0 if len(runs) <= 1 else max(0.15, 1.0 / math.sqrt(len(runs)))
     width = 1.0 if len(runs) <= 3 else 0.6
+    medians = members[["memorization_step", "sustained_grokking_step"]].median(skipna=True)
+    segs = {col: _segments(runs, col) for col in METRIC_COLS}
     for ax, what in ((acc, "acc"), (loss, "loss")):
         for col, color in ((f"train_{what}", c_train), (f"test_{what}", c_test)):
-            segs = _segments(runs, col)
-            if segs:
-                ax.add_collection(LineCollection(segs, colors=color, linewidths=width, alpha=alpha))
-        medians = members[["memorization_step", "sustained_grokking_step"]].median(skipna=True)
+            if segs[col]:
+                ax.add_collection(LineCollection(segs[col], colors=color, linewidths=width, alpha=alpha))
         mark_phases(ax, medians, at_least=1)
         ax.set_xscale("log")
         ax.autoscale_view()
@@ -126,7 +126,7 @@ def _draw_cell(acc, loss, runs: list[Optional[dict]], members: pd.DataFrame, cel
     acc.set_ylim(-0.03, 1.03)
     acc.set_ylabel("accuracy", fontsize=8)
     loss.set_ylabel("loss", fontsize=8)
-    losses = [pd.Series(s[:, 1]) for s in _segments(runs, "train_loss") + _segments(runs, "test_loss")]
+    losses = [pd.Series(s[:, 1]) for s in segs["train_loss"] + segs["test_loss"]]
     log_scale(loss, *(losses or [pd.Series(dtype=float)]))
     acc.set_title(_title(cell, keys, members), fontsize=8, loc="left")
 

@@ -86,7 +86,7 @@ def _run_job(cfg: DictConfig, out_dir: Path, progress: bool, job_num: int) -> di
 
 def _train_locked(cfg: DictConfig, out_dir: Path, progress: bool, job_num: int) -> dict[str, Any]:
     config = OmegaConf.to_yaml(cfg)
-    repair(cfg, out_dir)  # damaged files set aside: a damaged job is never taken for finished
+    repair(out_dir)  # damaged files set aside: a damaged job is never taken for finished
     done = read_result(out_dir)
     if done and done.get("status") in FINISHED:
         return _skip(done, cfg, config, out_dir)

@@ -11,20 +11,18 @@ import logging
 from pathlib import Path
 from typing import Optional
 
-from omegaconf import DictConfig
-
-from grok_sweep.store.damage import Damaged, set_aside
-from grok_sweep.store.integrity import check_safetensors, damaged_files
+from grok_sweep.store.damage import set_aside
+from grok_sweep.store.jobs import read_folder
 from grok_sweep.store.layout import CHECKPOINT_FILE, RESULT_FILE, STATUS_FILE
 from grok_sweep.store.weights import file_meta
 
 log = logging.getLogger(__name__)
 
 
-def repair(cfg: DictConfig, out_dir: Path) -> Optional[str]:
+def repair(out_dir: Path) -> Optional[str]:
     """Set aside the job folder's damaged files; how the job must train again ('from its checkpoint at step N',
     'from scratch'), or None if nothing it trained is damaged (a damaged status file is only set aside)."""
-    found = damaged_files(out_dir, cfg.train.snapshot_every, hydra=False)  # Hydra rewrote .hydra at launch
+    found = read_folder(out_dir, hydra=False).damaged  # Hydra rewrote .hydra at launch
     if not found:
         return None
     for err in found:
@@ -50,9 +48,8 @@ def repair(cfg: DictConfig, out_dir: Path) -> Optional[str]:
 def _checkpoint_step(path: Path) -> Optional[int]:
     if not path.exists():
         return None
-    try:
-        check_safetensors(path)
+    try:  # its file was checked (and set aside if damaged) with the others: here its step must read too
         return int(file_meta(path)["step"])
-    except (Damaged, KeyError, ValueError, TypeError) as err:
+    except (KeyError, ValueError, TypeError) as err:
         log.warning("damaged: %s: %s; set aside as %s", path, err, set_aside(path).name)
         return None

@@ -1,14 +1,13 @@
 """Which files of a job folder cannot be read, or are missing though the job's result says they were written.
 
-Aggregation (store/jobs.py) reads a job's files itself and names the first that fails; the job runner
-(run/job.py) checks a folder with `damaged_files` before it trusts what a job left, and sets a damaged file aside.
+The checks of one file kind each; store/jobs.read_folder applies them to a job folder, for aggregation, the live
+view and the API, and for the job runner (run/repair.py) before it trusts what a job left.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Optional
 
@@ -25,10 +24,8 @@ from grok_sweep.store.layout import (
     OVERRIDES_FILE,
     RESULT_FILE,
     SNAPSHOT_DIR,
-    SNAPSHOT_NAME,
-    STATUS_FILE,
 )
-from grok_sweep.store.metrics import read_sound_metrics
+from grok_sweep.store.weights import snapshot_files
 from grok_sweep.store.yaml_files import load_yaml
 
 HYDRA_FILES = {CONFIG_FILE: dict, OVERRIDES_FILE: list, HYDRA_FILE: dict}  # each file's top-level type
@@ -54,18 +51,21 @@ def read_yaml(path: Path, kind: type) -> Any:
 def check_safetensors(path: Path) -> None:
     """The header parses and the file holds every byte the header promises (a truncated copy does not)."""
     with reading(path):
-        head = safetensors.header(path)
-        end = max((v["data_offsets"][1] for k, v in head.items() if k != "__metadata__"), default=0)
-        with open(path, "rb") as f:
-            want = 8 + int.from_bytes(f.read(8), "little") + end
-        if (size := os.path.getsize(path)) < want:
+        if (size := os.path.getsize(path)) < (want := safetensors.expected_size(path)):
             raise ValueError(f"truncated: {size} bytes, its header says {want}")
 
 
-def weight_files(folder: Path) -> list[Path]:
-    """The safetensors files a job folder holds: checkpoint, final weights, snapshots."""
-    snapshots = sorted((folder / SNAPSHOT_DIR).glob("step_*.safetensors")) if (folder / SNAPSHOT_DIR).is_dir() else []
-    return [p for p in (folder / CHECKPOINT_FILE, folder / FINAL_FILE) if _there(p)] + snapshots
+def check_weights(folder: Path) -> list[Damaged]:
+    """The safetensors files of a job folder that cannot be read: checkpoint, final weights, snapshots (a damaged
+    snapshot carries its step)."""
+    files = [(None, p) for p in (folder / CHECKPOINT_FILE, folder / FINAL_FILE) if _there(p)]
+    found = []
+    for step, path in files + list(snapshot_files(folder).items()):
+        try:
+            check_safetensors(path)
+        except Damaged as err:
+            found.append(Damaged(path, err.reason, step))
+    return found
 
 
 def missing(folder: Path, result: Optional[dict], rows: Optional[int], snapshot_every: int) -> list[Damaged]:
@@ -83,18 +83,12 @@ def missing(folder: Path, result: Optional[dict], rows: Optional[int], snapshot_
     if result.get("final_weights") == FINAL_FILE and not _there(folder / FINAL_FILE):
         found.append(Damaged(folder / FINAL_FILE, f"missing; {RESULT_FILE} says the job wrote it", gone=True))
     if snapshot_every > 0:
-        have = {snapshot_step(p) for p in weight_files(folder)}
+        have = snapshot_files(folder)
         lost = [s for s in range(0, ran, snapshot_every) if s not in have]
         if lost:
             reason = f"missing the snapshots of steps {_steps(lost)}"
             found.append(Damaged(folder / SNAPSHOT_DIR, reason, lost[0], gone=True))
     return found
-
-
-def snapshot_step(path: Path) -> Optional[int]:
-    """The step of a snapshot file (None for another file)."""
-    m = SNAPSHOT_NAME.fullmatch(path.name) if path.parent.name == SNAPSHOT_DIR else None
-    return int(m.group(1)) if m else None
 
 
 def hydra_mismatch(folder: Path, result: Optional[dict], overrides: Optional[list], hydra: Optional[dict]) -> list:
@@ -111,42 +105,9 @@ def hydra_mismatch(folder: Path, result: Optional[dict], overrides: Optional[lis
     config = where / CONFIG_FILE
     if isinstance(result.get("config"), str) and config.is_file() and config.read_bytes() != result["config"].encode():
         found.append(Damaged(config, f"differs from the config in {RESULT_FILE} (the one the job ran with)"))
-    if overrides is not None and result.get("overrides") is not None and result["overrides"] != overrides:
+    recorded = result.get("overrides")  # the same set in another order: the command line's keys retyped
+    if overrides is not None and recorded is not None and sorted(map(str, recorded)) != sorted(map(str, overrides)):
         found.append(Damaged(where / OVERRIDES_FILE, f"differs from the overrides in {RESULT_FILE}"))
-    return found
-
-
-def damaged_files(folder: Path, snapshot_every: int = 0, hydra: bool = True) -> list[Damaged]:
-    """Every file of a job folder that cannot be read, or that its result says exists and does not; [] if
-    sound. JSON and Hydra's YAML parsed, every metrics part read, safetensors headers and sizes checked."""
-    found: list[Damaged] = []
-
-    def attempt(check: Callable[[], Any]) -> Any:
-        try:
-            return check()
-        except Damaged as err:
-            found.append(err)
-            return None
-
-    result = attempt(lambda: read_json(folder / RESULT_FILE)) if _there(folder / RESULT_FILE) else None
-    if _there(folder / STATUS_FILE):
-        attempt(lambda: read_json(folder / STATUS_FILE))
-    if hydra and _there(folder / HYDRA_DIR):
-        files = {
-            n: attempt(lambda n=n, kind=kind: read_yaml(folder / HYDRA_DIR / n, kind))
-            for n, kind in HYDRA_FILES.items()
-        }
-        found += hydra_mismatch(folder, result, files[OVERRIDES_FILE], files[HYDRA_FILE])
-    for path in weight_files(folder):
-        try:
-            check_safetensors(path)
-        except Damaged as err:
-            found.append(Damaged(path, err.reason, snapshot_step(path)))
-    metrics = attempt(lambda: read_sound_metrics(folder / METRICS_FILE))
-    rows = None if metrics is None else len(metrics)
-    result_read = not any(e.path.name == RESULT_FILE for e in found)
-    if result_read and (rows is not None or not _there(folder / METRICS_FILE)):
-        found += missing(folder, result, rows or 0, snapshot_every)
     return found
 
 

@@ -16,12 +16,11 @@ import pandas as pd
 from grok_sweep.store.damage import Damaged, read_checked
 from grok_sweep.store.integrity import (
     HYDRA_FILES,
-    check_safetensors,
+    check_weights,
     hydra_mismatch,
     missing,
     read_json,
     read_yaml,
-    weight_files,
 )
 from grok_sweep.store.layout import (
     CONFIG_FILE,
@@ -76,22 +75,24 @@ def _flatten(node: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-class _Reader:
-    """Reads one job folder's files, collecting the damaged ones instead of raising."""
+@dataclass
+class FolderRead:
+    """What one job folder's files hold, as far as they can be read, and the files that cannot."""
 
-    def __init__(self, folder: Path):
-        self.folder, self.damaged = folder, []
+    folder: Path
+    damaged: list[Damaged] = field(default_factory=list)  # first found first
+    result: Optional[dict[str, Any]] = None
+    config: dict[str, Any] = field(default_factory=dict)  # flattened, group choices included (grokfast=ema)
+    overrides: Optional[list] = None
+    metrics: Optional[pd.DataFrame] = None
 
     def get(self, read: Any, *args: Any) -> Any:
+        """read(*args), or None with the damage noted."""
         try:
             return read(*args)
         except Damaged as err:
             self.damaged.append(err)
             return None
-
-    def hydra(self, name: str) -> Any:
-        path = self.folder / HYDRA_DIR / name
-        return self.get(read_yaml, path, HYDRA_FILES[name])
 
 
 def _guess_config(overrides: Optional[list], name: str) -> dict[str, Any]:
@@ -100,37 +101,50 @@ def _guess_config(overrides: Optional[list], name: str) -> dict[str, Any]:
     return {k.lstrip("+~"): parse_scalar(v) for k, v in pairs}
 
 
-def _config(r: _Reader, result: Optional[dict]) -> tuple[dict[str, Any], Optional[list], Optional[dict]]:
-    """The job's flattened config (its group choices as keys of their own: grokfast=ema), overrides, hydra.yaml."""
-    folder = r.folder
-    if not (folder / HYDRA_DIR).is_dir():  # run by run_job without Hydra: result.json holds the config
-        text = (result or {}).get("config")
-        config = r.get(lambda: read_checked(folder / RESULT_FILE, lambda _: parse_yaml(text))) if text else None
-        return (_flatten(config) if isinstance(config, dict) else {}), None, None
-    config, overrides = r.hydra(CONFIG_FILE), r.hydra(OVERRIDES_FILE)
-    hydra = r.hydra(HYDRA_FILE) if (folder / HYDRA_DIR / HYDRA_FILE).exists() else None
+def _read_hydra(r: FolderRead) -> Optional[dict]:
+    """The job's config, overrides and group choices from Hydra's files; hydra.yaml's content."""
+    where = r.folder / HYDRA_DIR
+    config = r.get(read_yaml, where / CONFIG_FILE, HYDRA_FILES[CONFIG_FILE])
+    r.overrides = r.get(read_yaml, where / OVERRIDES_FILE, HYDRA_FILES[OVERRIDES_FILE])
+    hydra = r.get(read_yaml, where / HYDRA_FILE, HYDRA_FILES[HYDRA_FILE]) if (where / HYDRA_FILE).exists() else None
     choices = (((hydra or {}).get("hydra") or {}).get("runtime") or {}).get("choices")
     choices = {k: v for k, v in (choices or {}).items() if not k.startswith("hydra/") and v is not None}
-    flat = _flatten(config) if config is not None else _guess_config(overrides, folder.name)
-    return {**choices, **flat}, overrides, hydra
+    r.config = {**choices, **(_flatten(config) if config is not None else _guess_config(r.overrides, r.folder.name))}
+    return hydra
+
+
+def read_folder(folder: Path, hydra: bool = True) -> FolderRead:
+    """Every file of a job folder read back, never raising for a damaged one (store/integrity.py's checks).
+
+    `hydra=False` leaves `.hydra` alone and takes the config from result.json, as for a job run without Hydra:
+    the job runner's view, for whom Hydra has just written those files again."""
+    r = FolderRead(folder)
+    if (folder / RESULT_FILE).exists():
+        r.result = r.get(read_json, folder / RESULT_FILE)
+    with_hydra = hydra and (folder / HYDRA_DIR).is_dir()
+    hydra_yaml = _read_hydra(r) if with_hydra else None
+    if not with_hydra and isinstance(text := (r.result or {}).get("config"), str):
+        config = r.get(read_checked, folder / RESULT_FILE, lambda _: parse_yaml(text))
+        r.config = _flatten(config) if isinstance(config, dict) else {}
+    if (folder / STATUS_FILE).exists():
+        r.get(read_json, folder / STATUS_FILE)
+    r.damaged += check_weights(folder)
+    r.metrics = r.get(read_sound_metrics, folder / METRICS_FILE)
+    if not any(e.path.name == RESULT_FILE for e in r.damaged):  # what the result says the job wrote
+        rows = None if r.metrics is None else len(r.metrics)
+        r.damaged += missing(folder, r.result, rows, int(r.config.get("train.snapshot_every") or 0))
+    if with_hydra:
+        r.damaged += hydra_mismatch(folder, r.result, r.overrides, hydra_yaml)
+    return r
 
 
 def load_job(folder: Path, root: Path) -> Job:
     """One job folder read back; never raises for a damaged file (see Job.damaged)."""
-    r, name = _Reader(folder), folder.relative_to(root).as_posix()
-    result = r.get(read_json, folder / RESULT_FILE) if (folder / RESULT_FILE).exists() else None
-    flat, overrides, hydra = _config(r, result)
-    if (folder / STATUS_FILE).exists():
-        r.get(read_json, folder / STATUS_FILE)
-    for path in weight_files(folder):
-        r.get(check_safetensors, path)
-    metrics = r.get(read_sound_metrics, folder / METRICS_FILE)
-    rows = None if metrics is None else len(metrics)
-    r.damaged += missing(folder, result, rows, int(flat.get("train.snapshot_every") or 0))
-    r.damaged += hydra_mismatch(folder, result, overrides, hydra)
-    metrics = None if metrics is None or metrics.empty else metrics
+    r = read_folder(folder)
+    metrics = None if r.metrics is None or r.metrics.empty else r.metrics
     damaged = [f"{e.path.relative_to(folder).as_posix()}: {e.reason}" for e in r.damaged]
-    return Job(name, flat, frozenset(overrides or ()), result, metrics, held_by(folder), damaged)
+    name = folder.relative_to(root).as_posix()
+    return Job(name, r.config, frozenset(r.overrides or ()), r.result, metrics, held_by(folder), damaged)
 
 
 def job_folders(root: Path) -> list[Path]:

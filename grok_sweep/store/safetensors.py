@@ -32,6 +32,14 @@ def header(path: Path) -> dict[str, Any]:
         return _head(f)
 
 
+def expected_size(path: Path) -> int:
+    """The bytes the file must hold by its header (8 + the header's length + the tensors' data)."""
+    with open(path, "rb") as f:
+        (size,) = struct.unpack("<Q", f.read(8))
+        head = json.loads(f.read(size))
+    return 8 + size + max((v["data_offsets"][1] for k, v in head.items() if k != "__metadata__"), default=0)
+
+
 def read(path: Path) -> dict[str, np.ndarray]:
     """Every tensor of the file, by name."""
     with open(path, "rb") as f:

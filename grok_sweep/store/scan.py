@@ -1,7 +1,7 @@
 """Reading a sweep's many job folders: in parallel where that pays, and never twice while their files are unchanged.
 
 A job's folder read back (store/jobs.load_job) costs a few milliseconds: mostly parsing Hydra's YAML and the
-metrics parts. A sweep of thousands of jobs is read by worker processes, in chunks; a finished job is kept in
+metrics parts. A sweep of thousands of jobs is read by worker processes, in chunks; a job no process trains is kept in
 memory with the sizes and times of its files, so a process that aggregates or watches a sweep again (the live
 view, --watch, the end-of-sweep callback) reads only the jobs whose files changed. docs/performance/aggregate.md.
 """
@@ -60,7 +60,7 @@ def read_jobs(folders: list[Path], root: Path) -> list[Job]:
     stale = [i for i, f in enumerate(folders) if _CACHE.get((root, f), (None,))[0] != sigs[i]]
     fresh = dict(zip(stale, _load_all([folders[i] for i in stale], root), strict=True))
     for i, job in fresh.items():
-        if job.result is not None and job.running is None:  # ended: its files change only if it runs again
+        if job.running is None and (job.result is not None or job.damaged):  # changes only if it runs again
             _CACHE[(root, folders[i])] = (sigs[i], job)
     return [fresh[i] if i in fresh else _CACHE[(root, f)][1] for i, f in enumerate(folders)]
 

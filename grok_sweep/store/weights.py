@@ -20,10 +20,15 @@ def file_meta(path: Path) -> dict[str, Any]:
     return json.loads(safetensors.header(path)["__metadata__"][META_KEY])
 
 
+def snapshot_files(out_dir: Path) -> dict[int, Path]:
+    """The job folder's snapshot files by step (layout.snapshot_name), without reading them."""
+    named = ((SNAPSHOT_NAME.fullmatch(p.name), p) for p in (out_dir / SNAPSHOT_DIR).glob("step_*.safetensors"))
+    return {int(m.group(1)): p for m, p in named if m}
+
+
 def find_snapshots(out_dir: Path) -> dict[int, Path]:
     """Every step with weights in the job folder, the final model's included, in step order."""
-    named = ((SNAPSHOT_NAME.fullmatch(p.name), p) for p in (out_dir / SNAPSHOT_DIR).glob("step_*.safetensors"))
-    found = {int(m.group(1)): p for m, p in named if m}
+    found = snapshot_files(out_dir)
     final = out_dir / FINAL_FILE
     if final.exists():
         found.setdefault(file_meta(final)["step"], final)

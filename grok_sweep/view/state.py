@@ -18,17 +18,11 @@ from grok_sweep.store.layout import (
     DIVERGED,
     ENDED,
     FAILED,
-    FINAL_FILE,
-    HYDRA_DIR,
     INTERRUPTED,
     LIVE,
-    METRICS_FILE,
     OVERRIDES_FILE,
     QUEUED,
-    RESULT_FILE,
     RUNNING,
-    SNAPSHOT_DIR,
-    STATUS_FILE,
     TRAINING,
     UNREADABLE,
 )
@@ -68,7 +62,6 @@ class Sweep:
     planned: list[frozenset[str]]
     swept: list[str]
     folders: dict[frozenset[str], Path] = field(default_factory=dict)
-    checked: dict[Path, tuple[tuple, Optional[str]]] = field(default_factory=dict)  # ended jobs' damage, by files
 
     @classmethod
     def from_folder(cls, root: Path) -> Sweep:
@@ -101,11 +94,9 @@ class Sweep:
         return views
 
     def damage(self, folder: Path) -> Optional[str]:
-        """An ended job's first unreadable file and why (None if all read); read again only when its files change."""
-        key = tuple(_mtime(folder / name) for name in WATCHED)
-        if folder not in self.checked or self.checked[folder][0] != key:
-            self.checked[folder] = (key, read_jobs([folder], self.root)[0].damage)  # kept for the aggregation
-        return self.checked[folder][1]
+        """An ended job's first unreadable file and why (None if all read). store/scan.py reads a job again only
+        when its files change, and keeps it for the sweep's aggregation in this process."""
+        return read_jobs([folder], self.root)[0].damage
 
     def _find_folders(self) -> None:
         if len(self.folders) == len(self.planned) and self.planned:
@@ -122,16 +113,6 @@ class Sweep:
             if not isinstance(loaded, ListConfig):  # created, not written yet (an empty file loads as {})
                 continue
             self.folders[frozenset(OmegaConf.to_container(loaded))] = folder
-
-
-WATCHED = (RESULT_FILE, STATUS_FILE, METRICS_FILE, FINAL_FILE, SNAPSHOT_DIR, HYDRA_DIR)
-
-
-def _mtime(path: Path) -> int:
-    try:
-        return path.stat().st_mtime_ns
-    except OSError:
-        return 0
 
 
 def read_job(folder: Optional[Path], name: str) -> JobView:
