@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import argparse
 import math
-import multiprocessing
 import statistics
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pandas as pd
+from jobs import ROOT, folder, run_all
 
-ROOT = Path(__file__).resolve().parents[1]
 # Where plain AdamW groks slowly and the filter pays, as in Lee et al.'s own runs: weak weight decay
 # (0.005, their EMA run's), lr 1e-3, mini-batches (128 of 1404 pairs), x * y mod 53 on the default
 # model. With weight decay 1 plain AdamW groks within a few thousand steps and the filters did not
@@ -32,20 +30,6 @@ CONFIG = ["operation=mul", "modulus=53", "train_ratio=0.5", "width=64", "weight_
           "train.batch_size=128", "steps=30000", "eval_every=50"]  # fmt: skip
 EMA = ["grokfast.lamb=5"]  # alpha 0.98 as in their code; lamb 5 (2 reached 0.95 only at step 13350 here)
 THRESHOLDS = (0.95, 0.99)
-
-
-def _run(overrides: list[str], out: str) -> tuple[str, float]:
-    from hydra import compose, initialize_config_dir
-
-    from grok_sweep.run.config import register
-    from grok_sweep.run.job import run_job
-
-    register()
-    with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
-        cfg = compose("config", overrides=overrides)
-    t0 = time.perf_counter()
-    result = run_job(cfg, Path(out), progress=False)
-    return result["status"], time.perf_counter() - t0
 
 
 def first_steps(metrics: pd.DataFrame) -> dict[float, float]:
@@ -79,16 +63,12 @@ def main() -> None:
     print(f"config: {' '.join(base)}")
     for f, extra in filters.items():
         print(f"  {f}: {' '.join(extra)}")
-    t0 = time.perf_counter()
-    with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {k: pool.submit(_run, o, str(args.out / f"{k[0]}-seed{k[1]}")) for k, o in runs.items()}
-        done = {k: f.result() for k, f in futures.items()}
-    print(f"{len(runs)} runs in {time.perf_counter() - t0:.0f} s, {args.jobs} at a time; folders in {args.out}\n")
+    done = run_all(runs, args.out, args.jobs)
     _report(args, filters, done)
 
 
 def _report(args, filters, done) -> None:
-    frames = {k: pd.read_parquet(args.out / f"{k[0]}-seed{k[1]}" / "metrics.parquet") for k in done}
+    frames = {k: pd.read_parquet(folder(args.out, *k) / "metrics.parquet") for k in done}
     steps = {k: first_steps(df) for k, df in frames.items()}
     budget = max(len(df) for df in frames.values())  # a run that never got there ran them all
     medians = {f: {t: _median([steps[f, s][t] for s in range(args.seeds)]) for t in THRESHOLDS} for f in filters}

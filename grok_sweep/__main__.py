@@ -54,6 +54,9 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    if problems := check_command_line(sys.argv[1:], CONF_DIR):
+    warnings: list[str] = []
+    if problems := check_command_line(sys.argv[1:], CONF_DIR, warnings=warnings):
         sys.exit("\n".join(f"grok_sweep: error: {p}" for p in problems))
+    for line in warnings:
+        print(f"grok_sweep: warning: {line}", file=sys.stderr)
     main()

@@ -19,7 +19,8 @@ from grok_sweep.store.layout import METRICS_FILE
 
 SUMMARY_COLUMNS = [
     "job", "weight_decay", "train_ratio", "seed", "status", "steps_run", "memorization_step", "grokking_step",
-    "sustained_grokking_step", "grokking_delay", "phase", "final_test_acc", "best_test_acc", "wall_time_s",
+    "sustained_grokking_step", "grokking_delay", "phase", "final_test_acc", "best_test_acc",
+    "final_softmax_collapse", "final_zero_loss", "wall_time_s",
     "steps_per_s", "error",
 ]  # fmt: skip
 

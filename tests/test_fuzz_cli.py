@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import CONF, ROOT
-from grok_sweep.run.config import GROKFAST, Config, schema_keys
+from grok_sweep.run.config import GROUPS, Config, schema_keys
 from grok_sweep.run.precheck import check_command_line
 
 BASE = ["modulus=11", "width=16", "model.heads=2", "steps=20"]  # a small job, so the memory check passes
@@ -58,8 +58,9 @@ def _types() -> dict[str, type]:
                 out[f"{prefix}{f.name}"] = args[0] if args else hint
 
     walk(Config, "")
-    for schema in GROKFAST.values():
-        walk(schema, "grokfast.")
+    for group, schemas in GROUPS.items():
+        for schema in schemas.values():
+            walk(schema, f"{group}.")
     return out
 
 
@@ -86,8 +87,19 @@ def command_lines(n: int = 360, seed: int = 0) -> list[list[str]]:
                 key = _typo(key, rng)
             args.append(shape.format(k=key, v=v, good=good))
         if rng.random() < 0.15:
-            args.append(["grokfast=ema", "grokfast=ma", "grokfast=nope", "+experiment=nanda2023",
-                         "+experiment=none", "~grokfast"][int(rng.integers(6))])  # fmt: skip
+            groups = [
+                "grokfast=ema",
+                "grokfast=ma",
+                "grokfast=nope",
+                "+experiment=nanda2023",
+                "+experiment=none",
+                "~grokfast",
+                "loss=stablemax",
+                "loss=nope",
+                "~loss",
+                "+experiment=omnigrok2023",
+            ]
+            args.append(groups[int(rng.integers(len(groups)))])
         multirun = ["-m"] if any("," in a or "range(" in a for a in args) else []
         lines.append([*multirun, *BASE, *args])
     return lines
@@ -116,7 +128,7 @@ def test_refused_fuzzed_lines_are_refused_by_the_real_command_line(tmp_path, ind
 
 
 def test_deleting_any_key_or_the_group_is_refused_in_one_line():
-    for key in [*schema_keys(), "grokfast", "model", "train"]:
+    for key in [*schema_keys(), "grokfast", "loss", "model", "train"]:
         found = check_command_line([f"~{key}"], CONF)
         assert len(found) == 1 and "\n" not in found[0], (key, found)
     assert check_command_line(["~grokfast"], CONF) == ["grokfast has no value (was it deleted with ~grokfast?)"]

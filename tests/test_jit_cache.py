@@ -47,6 +47,16 @@ def test_a_cached_job_computes_what_a_compiling_one_does(cache, extra):
     assert all(np.isfinite(w).all() for w in weights.values()) and len(weights) == len(first.weights())
 
 
+def test_jobs_that_differ_in_init_scale_share_their_steps_and_the_norm_they_keep(cache):
+    # the constrained norm's target is a tensor the cached JIT reads from the trainer, not a constant of its kernels
+    opts = ("train.constrain_norm=true", "optim.orthogonal=true", "loss=stablemax", "weight_decay=0")
+    _train(*opts)
+    _, compiled = _train(*opts, "model.init_scale=0.7", "train.compile_cache=false")
+    cached, from_cache = _train(*opts, "model.init_scale=0.7")
+    assert _loaded(cached)
+    np.testing.assert_array_equal(from_cache, compiled)
+
+
 def test_a_damaged_entry_is_rebuilt_not_trusted(cache):
     _, before = _train()
     (entry,) = cache.glob("*.jit")

@@ -88,10 +88,13 @@ def _run_until_checkpoint(args, run_dir):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("extra", [[], ["grokfast=ema"], ["grokfast=ma", "grokfast.window=20"],
-                                   ["measures=true", "train.snapshot_every=100"], ["blocks of 64 rows"]],
-                         ids=["none", "ema", "ma", "measures+snapshots", "metrics-blocks"])  # fmt: skip
+                                   ["measures=true", "train.snapshot_every=100"], ["blocks of 64 rows"],
+                                   ["loss=stablemax", "optim.orthogonal=true", "grokfast=ema", "weight_decay=0",
+                                    "model.init_scale=0.8", "train.constrain_norm=true"]],
+                         ids=["none", "ema", "ma", "measures+snapshots", "metrics-blocks",
+                              "interventions"])  # fmt: skip
 def test_killed_run_resumes_to_identical_metrics(tmp_path, extra, monkeypatch):
-    # the filters' state (EMA, MA's window of gradients) is in the checkpoint too
+    # the filters' state (EMA, MA's window of gradients) and the constrained norm's target are in the checkpoint too
     if extra == ["blocks of 64 rows"]:  # metrics flushed in parts of 64 rows: the kill comes after a few
         monkeypatch.setenv("GROK_SWEEP_BLOCK_ROWS", "64")
         extra = []

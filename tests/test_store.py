@@ -3,6 +3,7 @@ import threading
 import numpy as np
 import pandas as pd
 
+from grok_sweep.store.layout import TRAIN_COLS
 from grok_sweep.store.metrics import read_metrics
 from grok_sweep.train.metrics_log import MetricsLog
 from grok_sweep.util.files import atomic_write
@@ -10,7 +11,7 @@ from grok_sweep.util.files import atomic_write
 
 def _table(steps: int) -> pd.DataFrame:
     log = MetricsLog(steps)
-    log.add_train(np.random.default_rng(steps).random((steps, 2)))
+    log.add_train(np.random.default_rng(steps).random((steps, len(TRAIN_COLS))))
     return log.block_table().to_pandas()
 
 

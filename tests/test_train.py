@@ -24,6 +24,8 @@ COLUMNS = {
     "step": "int64",
     "train_loss": "double",
     "train_acc": "double",
+    "softmax_collapse": "double",
+    "zero_loss": "double",
     "test_loss": "double",
     "test_acc": "double",
     "weight_norm": "double",

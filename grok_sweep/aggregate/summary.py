@@ -14,8 +14,9 @@ from grok_sweep.store.jobs import Job
 from grok_sweep.store.layout import FAILED, TRAINED
 
 STEP_COLS = ("memorization_step", "grokking_step", "sustained_grokking_step", "grokking_delay")
+COLLAPSE_COLS = ("softmax_collapse", "zero_loss")  # their last values: final_softmax_collapse, final_zero_loss
 SUMMARY_TAIL = ("status", "steps_run", *STEP_COLS, "phase", "final_test_acc", "best_test_acc",
-                "wall_time_s", "steps_per_s", "error")  # fmt: skip
+                *(f"final_{c}" for c in COLLAPSE_COLS), "wall_time_s", "steps_per_s", "error")  # fmt: skip
 
 
 def swept_keys(jobs: list[Job], planned: list[str]) -> list[str]:
@@ -37,18 +38,25 @@ def summarize(jobs: list[Job], keys: list[str], rule: Rule = DEFAULT_RULE) -> pd
         res = job.result or {}
         row = {"job": job.name, **{k: job.config.get(k) for k in keys}, "seed": job.config.get("seed")}
         row.update(status=job.status, steps_run=res.get("steps_run", _rows(job)), **found)
-        row.update(wall_time_s=res.get("wall_time_s"), steps_per_s=res.get("steps_per_s"))
+        row.update(_final_collapse(job.metrics), wall_time_s=res.get("wall_time_s"), steps_per_s=res.get("steps_per_s"))
         row["error"] = job.damage or (res.get("error") if job.status == FAILED else None)
         rows.append(row)
     columns = ["job", *keys, *(["seed"] if "seed" not in keys else []), *SUMMARY_TAIL]
     df = pd.DataFrame(rows).reindex(columns=columns)
     for col in (*STEP_COLS, "steps_run"):
         df[col] = df[col].astype("Int64")
-    for col in ("final_test_acc", "best_test_acc", "wall_time_s", "steps_per_s"):
+    for col in ("final_test_acc", "best_test_acc", *(f"final_{c}" for c in COLLAPSE_COLS), "wall_time_s",
+                "steps_per_s"):  # fmt: skip
         df[col] = df[col].astype("float64")
     df["error"] = df["error"].astype("string")
     df["phase"] = pd.Categorical(df["phase"], categories=list(PHASES), ordered=True)
     return df
+
+
+def _final_collapse(metrics: Optional[pd.DataFrame]) -> dict[str, float]:
+    """The softmax-collapse measures of the last step (absent from a job of an earlier version: NaN)."""
+    have = metrics is not None and len(metrics)
+    return {f"final_{c}": float(metrics[c].iloc[-1]) if have and c in metrics else float("nan") for c in COLLAPSE_COLS}
 
 
 def _rows(job: Job) -> Optional[int]:

@@ -16,6 +16,7 @@ import math
 
 import numpy as np
 from tinygrad import Tensor, dtypes
+from tinygrad.nn.state import get_parameters
 
 from grok_sweep.model.sizes import SEQ_LEN, mlp_width, vocab
 
@@ -76,6 +77,12 @@ class GPT:
 
 
 def job_model(cfg, rng: np.random.Generator, device: str) -> GPT:  # noqa: ANN001 - a job's config
-    """The GPT a job of `cfg` trains, its weights drawn from `rng`."""
+    """The GPT a job of `cfg` trains, its weights drawn from `rng`, then times model.init_scale (Omnigrok's
+    alpha: a smaller initial weight norm)."""
     m = cfg.model
-    return GPT(rng, cfg.modulus, cfg.width, m.heads, m.layers, mlp_width(cfg), device)
+    model = GPT(rng, cfg.modulus, cfg.width, m.heads, m.layers, mlp_width(cfg), device)
+    scale = getattr(m, "init_scale", 1.0)  # absent from the config of a job of an earlier version
+    if scale != 1.0:  # x * 1.0 would change no bit either; skipping it keeps the plain init's kernels away
+        for w in get_parameters(model):
+            w.assign(w * scale).realize()
+    return model

@@ -1,4 +1,5 @@
-"""The curves: train and test accuracy and loss against step, one pair of panels per cell of the sweep.
+"""The curves: train and test accuracy and loss against step, one pair of panels per cell of the sweep (and the
+fraction of train examples whose softmax collapsed, on the accuracy panel, where it is ever above 0).
 
 A cell is one combination of the swept keys other than the seed; every seed of it is drawn in the cell's panels
 as thin lines, so a figure summarizes a sweep of any number of seeds. A few dozen cells go to one figure, more to
@@ -19,12 +20,12 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from grok_sweep.plot.style import LINES, fmt, log_scale, mark_phases, save
+from grok_sweep.plot.style import COLLAPSE_LINE, LINES, fmt, log_scale, mark_phases, save
 
 CELLS_PER_PAGE = 24
 MAX_PAGES = 10  # beyond this many pages the figure stops; load_run draws any job
 MAX_POINTS = 400  # per line: enough for a log axis a few hundred pixels wide
-METRIC_COLS = ("train_acc", "test_acc", "train_loss", "test_loss")
+METRIC_COLS = ("train_acc", "test_acc", "train_loss", "test_loss", "softmax_collapse")
 
 
 def page_paths(path: Path, n_cells: int) -> list[Path]:
@@ -58,17 +59,22 @@ def _page(cells: pd.DataFrame, by_job: dict, jobs: pd.DataFrame, keys: list[str]
     fig.subplots_adjust(left=0.06 / ncols + 0.02, right=0.99, top=1 - 0.75 / (2.5 * nrows + 0.9), bottom=0.45 /
                         (2.5 * nrows + 0.9), wspace=0.32, hspace=0.55)  # fmt: skip
     pairs = list(zip(grid[:, 0::2].ravel(), grid[:, 1::2].ravel(), strict=True))
+    lines = list(LINES)
     for (acc, loss), (_, cell) in zip(pairs, cells.iterrows(), strict=False):
         members = jobs.loc[[j for j in cell["jobs"] if j in jobs.index]]
-        _draw_cell(acc, loss, [by_job.get(j) for j in members["job"]], members, cell, keys)
+        if _draw_cell(acc, loss, [by_job.get(j) for j in members["job"]], members, cell, keys):
+            lines += [COLLAPSE_LINE] if COLLAPSE_LINE not in lines else []
     for acc, loss in pairs[n:]:
         acc.set_visible(False)
         loss.set_visible(False)
     for acc, loss in pairs[(nrows - 1) * ncols :]:
         acc.set_xlabel("step (log scale)", fontsize=8)
         loss.set_xlabel("step (log scale)", fontsize=8)
-    fig.legend(handles=[Line2D([], [], color=c, ls=ls, label=name) for name, c, ls in LINES], loc="upper center",
-               ncols=4, fontsize=9)  # fmt: skip
+    per_row = len(lines) if len(lines) <= 4 or ncols > 1 else 3  # one cell's figure is too narrow for five
+    if per_row < len(lines):  # a second legend row: the panels start lower
+        fig.subplots_adjust(top=1 - 1.0 / (2.5 * nrows + 0.9))
+    fig.legend(handles=[Line2D([], [], color=c, ls=ls, label=name) for name, c, ls in lines], loc="upper center",
+               ncols=per_row, fontsize=9)  # fmt: skip
     save(fig, path, dpi=100 if n <= 12 else 80)
 
 
@@ -106,7 +112,8 @@ def _segments(runs: list[Optional[dict]], col: str) -> list[np.ndarray]:
 
 
 def _draw_cell(acc, loss, runs: list[Optional[dict]], members: pd.DataFrame, cell: pd.Series,
-               keys: list[str]) -> None:  # fmt: skip
+               keys: list[str]) -> bool:  # fmt: skip
+    """Draw one cell's panels; whether it drew a softmax collapse (drawn only where some run's is above 0)."""
     (_, c_train, _), (_, c_test, _) = LINES[:2]
     alpha = 1.0 if len(runs) <= 1 else max(0.15, 1.0 / math.sqrt(len(runs)))
     width = 1.0 if len(runs) <= 3 else 0.6
@@ -129,6 +136,12 @@ def _draw_cell(acc, loss, runs: list[Optional[dict]], members: pd.DataFrame, cel
     losses = [pd.Series(s[:, 1]) for s in segs["train_loss"] + segs["test_loss"]]
     log_scale(loss, *(losses or [pd.Series(dtype=float)]))
     acc.set_title(_title(cell, keys, members), fontsize=8, loc="left")
+    collapsed = any((s[:, 1] > 0).any() for s in segs["softmax_collapse"])
+    if collapsed:
+        _, color, ls = COLLAPSE_LINE
+        acc.add_collection(LineCollection(segs["softmax_collapse"], colors=color, linestyles=ls, linewidths=width,
+                                          alpha=alpha))  # fmt: skip
+    return collapsed
 
 
 def _title(cell: pd.Series, keys: list[str], members: pd.DataFrame) -> str:

@@ -29,6 +29,7 @@ LINES = (  # name, colour, line style of what the curves show (accuracy left, lo
     ("memorization step", "#377eb8", "--"),
     ("grokking step (sustained)", "#984ea3", "--"),
 )
+COLLAPSE_LINE = ("train softmax collapse", "#ff7f00", ":")  # on the accuracy panel, where a run has any
 MEASURE_LINES = (  # column, label, colour of measures.png's losses
     ("train_loss", "train loss", "#377eb8"),
     ("test_loss", "test loss", "#e41a1c"),

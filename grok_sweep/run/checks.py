@@ -4,6 +4,7 @@ operation=div with modulus=32, ...) refused in one line each, naming the key, it
 from __future__ import annotations
 
 import importlib.util
+import math
 from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any, Optional
 from omegaconf import DictConfig
 
 from grok_sweep.data.tasks import MEASURED, operation_problem, split_sizes
-from grok_sweep.run.config import GROKFAST, Config
+from grok_sweep.run.config import GROKFAST, LOSSES, Config
 
 
 class ConfigError(ValueError):
@@ -33,8 +34,19 @@ def problems(cfg: DictConfig | Config) -> list[str]:
         if not ok:
             found.append(f"{key}={value!r} is not allowed: {allowed}")
 
-    for part in (_task_problems, _model_problems, _optim_problems, _train_problems, _grokfast_problems):
+    for part in (_task_problems, _model_problems, _optim_problems, _train_problems, _grokfast_problems,
+                 _loss_problems):  # fmt: skip
         part(cfg, check)
+    return found
+
+
+def cautions(cfg: DictConfig | Config) -> list[str]:
+    """Allowed values that likely work against each other, one line each: said once, before the jobs run."""
+    found = []
+    if cfg.train.constrain_norm and cfg.weight_decay > 0:
+        found.append(f"train.constrain_norm=true with weight_decay={cfg.weight_decay:g}: the decay shrinks the "
+                     "weights and the constraint scales them back every step; Omnigrok constrains with "
+                     "weight_decay=0")  # fmt: skip
     return found
 
 
@@ -74,6 +86,8 @@ def _model_problems(cfg: DictConfig | Config, check: Callable[..., None]) -> Non
               f"a positive multiple of model.heads={m.heads}")  # fmt: skip
     check(m.layers >= 1, "model.layers", m.layers, "an integer >= 1")
     check(m.mlp_width is None or m.mlp_width >= 1, "model.mlp_width", m.mlp_width, "null (4 * width) or >= 1")
+    check(math.isfinite(m.init_scale) and m.init_scale > 0, "model.init_scale", m.init_scale,
+          "a finite number > 0 (1 = the plain init)")  # fmt: skip
 
 
 def _optim_problems(cfg: DictConfig | Config, check: Callable[..., None]) -> None:
@@ -107,13 +121,25 @@ def _train_problems(cfg: DictConfig | Config, check: Callable[..., None]) -> Non
           f"1 with train.device={t.device} (one device); name the kind alone (CUDA) to spread jobs")  # fmt: skip
 
 
+def _group_fits(group: str, node: Any, schemas: dict[str, type], check: Callable[..., None]) -> bool:
+    """Whether a config group's values are those of the choice its name says (grokfast.name=ma with ema's
+    values is not)."""
+    schema = schemas.get(node.name)
+    if schema is None or set(node.keys()) != {f.name for f in fields(schema)}:
+        check(False, f"{group}.name", node.name, f"set by the group: choose with {group}={'|'.join(schemas)}")
+        return False
+    return True
+
+
+def _loss_problems(cfg: DictConfig | Config, check: Callable[..., None]) -> None:
+    _group_fits("loss", cfg.loss, LOSSES, check)
+
+
 def _grokfast_problems(cfg: DictConfig | Config, check: Callable[..., None]) -> None:
     g = cfg.grokfast
-    schema = GROKFAST.get(g.name)
-    have = {f.name for f in fields(schema)} if schema else set()
-    if schema is None or set(g.keys()) != have:  # a name that does not match the group's values
-        check(False, "grokfast.name", g.name, f"set by the group: choose the filter with grokfast={'|'.join(GROKFAST)}")
+    if not _group_fits("grokfast", g, GROKFAST, check):
         return
+    have = set(g.keys())
     if "lamb" in have:
         check(g.lamb >= 0, "grokfast.lamb", g.lamb, "a number >= 0")
     if "alpha" in have:

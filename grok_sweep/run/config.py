@@ -1,6 +1,6 @@
 """Config schema: typed dataclasses registered in Hydra's ConfigStore.
 
-Values live in conf/config.yaml (and conf/grokfast/*.yaml for the config group); the dataclasses only fix
+Values live in conf/config.yaml (and conf/grokfast/, conf/loss/ for the config groups); the dataclasses only fix
 names and types, so a typo or a wrong type fails when Hydra composes the config, before any job starts.
 checks.py refuses values that are well typed but impossible.
 """
@@ -32,6 +32,7 @@ class ModelConfig:
     heads: int = MISSING
     layers: int = MISSING
     mlp_width: Optional[int] = MISSING  # null means 4 * width, as in Nanda et al. 2023
+    init_scale: float = MISSING  # every initial weight times this (Omnigrok's alpha); 1 = the plain init
 
 
 @dataclass
@@ -40,6 +41,7 @@ class OptimConfig:
     beta1: float = MISSING
     beta2: float = MISSING
     eps: float = MISSING
+    orthogonal: bool = MISSING  # ⊥Grad: each gradient without its component along its weights (train/orthograd.py)
 
 
 @dataclass
@@ -58,6 +60,7 @@ class TrainConfig:
     snapshot_every: int = MISSING  # keep the weights every this many steps in snapshots/; 0 = off
     early_stop: int = MISSING  # end once test acc has held >= early_stop_acc for this many steps; 0 = off
     early_stop_acc: float = MISSING
+    constrain_norm: bool = MISSING  # after every update, the weights rescaled to their global norm at step 0
     max_memory_gb: Optional[float] = MISSING  # refuse a job whose memory estimate exceeds this; null: what is free
 
 
@@ -82,6 +85,16 @@ class GrokfastMA(GrokfastConfig):
 GROKFAST = {"none": GrokfastConfig, "ema": GrokfastEMA, "ma": GrokfastMA}
 
 
+# the config group `loss` (conf/loss/<name>.yaml): the function of the logits a job trains on, see model/loss.py
+@dataclass
+class LossConfig:
+    name: str = MISSING  # softmax or stablemax; set by the group's YAML
+
+
+LOSSES = {"softmax": LossConfig, "stablemax": LossConfig}
+GROUPS = {"grokfast": GROKFAST, "loss": LOSSES}  # the config groups whose choice is a schema
+
+
 @dataclass
 class Config:
     operation: str = MISSING  # a key of data.tasks.OPERATIONS
@@ -97,6 +110,7 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     grokfast: GrokfastConfig = MISSING  # chosen with grokfast=none|ema|ma
+    loss: LossConfig = MISSING  # chosen with loss=softmax|stablemax
 
 
 # `${grok_sweep.cwd:}` in conf/config.yaml: the command's working directory. Cached like Hydra's `${now:...}`, and
@@ -110,8 +124,9 @@ def register() -> None:
     """Register the schemas under names distinct from the YAMLs' (Hydra needs them apart)."""
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
-    for name, node in GROKFAST.items():
-        cs.store(group="grokfast", name=f"base_{name}", node=node)
+    for group, schemas in GROUPS.items():
+        for name, node in schemas.items():
+            cs.store(group=group, name=f"base_{name}", node=node)
 
 
 def schema_keys(node: type = Config, prefix: str = "") -> list[str]:
@@ -121,5 +136,6 @@ def schema_keys(node: type = Config, prefix: str = "") -> list[str]:
         sub = f.default_factory if is_dataclass(f.default_factory) else None
         keys += schema_keys(sub, f"{prefix}{f.name}.") if sub else [f"{prefix}{f.name}"]
     if node is Config:  # a config group's keys: those of every choice's schema
-        keys += sorted({f"grokfast.{f.name}" for schema in GROKFAST.values() for f in fields(schema)})
+        for group, schemas in GROUPS.items():
+            keys += sorted({f"{group}.{f.name}" for schema in schemas.values() for f in fields(schema)})
     return keys

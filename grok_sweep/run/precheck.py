@@ -20,8 +20,9 @@ from typing import Any, Optional
 
 from omegaconf import OmegaConf, open_dict, read_write
 
+from grok_sweep.run.checks import cautions
 from grok_sweep.run.checks import problems as config_problems
-from grok_sweep.run.config import schema_keys
+from grok_sweep.run.config import GROUPS, schema_keys
 from grok_sweep.run.resources import available_bytes, device_problem, memory_problem
 from grok_sweep.store.plan import expand_sweep
 from grok_sweep.util.errors import first_line
@@ -73,9 +74,11 @@ def _hydra_args(args: list[str]) -> Optional[Any]:
     return None if own or parsed.experimental_rerun else parsed
 
 
-def check_command_line(args: list[str], conf_dir: Path, main_file: Path = MAIN_FILE) -> list[str]:
+def check_command_line(args: list[str], conf_dir: Path, main_file: Path = MAIN_FILE,
+                       warnings: Optional[list[str]] = None) -> list[str]:  # fmt: skip
     """Every problem in every job a command line asks for, one line each, before anything runs. `conf_dir` is the
-    app's config folder (@hydra.main's config_path), `main_file` the file that declares it."""
+    app's config folder (@hydra.main's config_path), `main_file` the file that declares it. Values allowed but
+    likely at odds (checks.cautions) go to `warnings`, each once for the whole grid."""
     parsed = _hydra_args(args)
     if parsed is None:
         return []
@@ -88,7 +91,7 @@ def check_command_line(args: list[str], conf_dir: Path, main_file: Path = MAIN_F
         return [f"cannot read the command line: {first_line(err)}"]
     try:
         with _hydra(parsed, conf_dir, main_file) as hydra:
-            return _check(hydra, parsed, sweep_args, jobs)
+            return _check(hydra, parsed, sweep_args, jobs, [] if warnings is None else warnings)
     except Exception as err:  # noqa: BLE001 - a search path Hydra refuses: --config-dir that is not a folder
         return [first_line(err)]
 
@@ -114,7 +117,7 @@ def _hydra(parsed: Any, conf_dir: Path, main_file: Path) -> Iterator[Any]:
         GlobalHydra.instance().clear()
 
 
-def _check(hydra: Any, parsed: Any, sweep_args: list[Any], jobs: list[list[str]]) -> list[str]:
+def _check(hydra: Any, parsed: Any, sweep_args: list[Any], jobs: list[list[str]], warnings: list[str]) -> list[str]:
     config_name = parsed.config_name or "config"
     searchpath = [o for o in parsed.overrides if o.split("=", 1)[0].lstrip("+") == "hydra.searchpath"]
     repo = hydra.config_loader._parse_overrides_and_create_caching_repo(config_name, searchpath)[1]
@@ -134,7 +137,8 @@ def _check(hydra: Any, parsed: Any, sweep_args: list[Any], jobs: list[list[str]]
     for job in jobs:
         task = [o for o in job if not o.lstrip("+~").startswith("hydra")]
         prefix = f"job {','.join(sorted(task))}: " if len(jobs) > 1 else ""
-        problems += [prefix + p for p in _check_job(hydra, config_name, job, available, local)]
+        problems += [prefix + p for p in _check_job(hydra, config_name, job, available, local, warnings)]
+    warnings[:] = dict.fromkeys(warnings)  # once for the grid, not once per job
     return list(dict.fromkeys(problems))  # a device problem once, not once per job
 
 
@@ -149,20 +153,22 @@ def _compose(hydra: Any, config_name: str, overrides: list[str]) -> Any:
     return cfg
 
 
-def _check_job(hydra: Any, config_name: str, overrides: list[str], available: Optional[int], local: bool) -> list[str]:
+def _check_job(hydra: Any, config_name: str, overrides: list[str], available: Optional[int], local: bool,
+               warnings: list[str]) -> list[str]:  # fmt: skip
     try:
         cfg = _compose(hydra, config_name, overrides)
     except Exception as err:  # noqa: BLE001 - Hydra's composition errors: wrong types, bad groups
         cause = err.__cause__ or err
         key = getattr(cause, "full_key", None)
         return [(f"{key}: " if key else "") + first_line(cause)]
-    # the group's own keys depend on its choice: the group itself must have one (~grokfast removes it)
-    keys = [k for k in schema_keys() if not k.startswith("grokfast.")] + ["grokfast"]
+    # a group's own keys depend on its choice: the group itself must have one (~grokfast removes it)
+    keys = [k for k in schema_keys() if k.split(".")[0] not in GROUPS] + list(GROUPS)
     missing = [k for k in keys if OmegaConf.select(cfg, k, default=_ABSENT) is _ABSENT]
     if missing:
         return [f"{k} has no value (was it deleted with ~{k}?)" for k in missing]
     if found := config_problems(cfg):
         return found
+    warnings += cautions(cfg)
     if memory := memory_problem(cfg, available):
         return [memory]
     device = device_problem(cfg.train.device) if local else None

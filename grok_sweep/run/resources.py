@@ -54,8 +54,12 @@ def estimate(cfg) -> Estimate:  # noqa: ANN001 - a DictConfig or a Config
     g = cfg.grokfast
     filtered = {"ema": 1, "ma": getattr(g, "window", 0)}.get(g.name, 0)  # gradients the filter keeps
     folded = heads * 2 * (m + p) if folds(layers, d) else 0  # the per-token tables' rows
+    # not in the fit: ⊥Grad's projected gradients (a float32 per parameter), StableMax's s(z) and its sum (two
+    # float64 per logit beside the softmax's)
+    copies = filtered + (1 if cfg.optim.orthogonal else 0)
     per_example = PER["B*p"] * p + PER["B*m"] * m * layers + PER["folded"] * folded
-    fixed = BASE_BYTES + PER_PAIR * (n_train + n_test) + (PER["param"] + 4 * filtered) * params
+    per_example += 16 * p if cfg.loss.name == "stablemax" else 0
+    fixed = BASE_BYTES + PER_PAIR * (n_train + n_test) + (PER["param"] + 4 * copies) * params
     fixed += n_eval * (PER["E*p"] * p + PER["E*m"] * m * layers)
     if cfg.measures:  # the model on all p^2 pairs, and the neurons' 2D DFTs
         fixed += PER["measures"] * p * p * (m + p)

@@ -70,7 +70,9 @@ INTERRUPTED = "interrupted"  # said to be live, but no process holds its lock
 QUEUED = "queued"  # no folder or no status yet
 
 # ---- metrics.parquet's columns, after "step"; NaN (null in the file) where not measured
-TRAIN_COLS = ("train_loss", "train_acc")  # every step
+# every step, on the step's train batch (the whole train split in a full batch): its loss and accuracy, and the
+# fractions of it whose softmax is collapsed and whose loss is exactly 0 (model/loss.py's collapse)
+TRAIN_COLS = ("train_loss", "train_acc", "softmax_collapse", "zero_loss")
 EVAL_COLS = ("test_loss", "test_acc", "weight_norm")  # eval steps
 TEST_LOSS, TEST_ACC = EVAL_COLS.index("test_loss"), EVAL_COLS.index("test_acc")  # their places in an eval row
 MEASURE_COLS = ("restricted_loss", "excluded_loss", "fourier_gini")  # eval steps with measures=true

@@ -29,6 +29,14 @@ SCHEMA = pa.schema(
 )
 
 
+def concat(tables: list[pa.Table]) -> pd.DataFrame:
+    """Parts as one table. A job resumed from an earlier version's folder has older parts without the newer
+    columns (softmax_collapse, zero_loss): they read as null there."""
+    if not tables:
+        return pd.DataFrame()
+    return pa.concat_tables(tables, promote_options="default").to_pandas()
+
+
 def part_paths(path: Path) -> list[Path]:
     return sorted(path.glob(PART_GLOB))
 
@@ -68,7 +76,7 @@ def read_metrics(path: Path) -> pd.DataFrame:
     """A job's metrics (a folder of parts, or one parquet file), whole even while the job is writing them."""
     if path.is_dir():
         parts = read_parts(path)
-        return pa.concat_tables(parts).to_pandas() if parts else pd.DataFrame()
+        return concat(parts)
     return read_part(path).to_pandas()
 
 
@@ -90,7 +98,7 @@ def read_sound_metrics(path: Path) -> pd.DataFrame:
         except Damaged as err:
             raise Damaged(part, err.reason, at) from err
         at += tables[-1].num_rows
-    return pa.concat_tables(tables).to_pandas() if tables else pd.DataFrame()
+    return concat(tables)
 
 
 def metrics_exist(path: Path) -> bool:

@@ -2,10 +2,10 @@
 
 Why and what it saves: docs/performance/compile-cache.md.
 
-An entry is keyed by the config without the keys that change no kernel (seed, split ratio, weight decay and
-host-only keys: the input shapes are in the key, and weight decay is a tensor), and holds the train and eval
-JITs; on a hit the trainer's tensors (weights, optimizer moments, masks, named by attribute path) are moved
-into them. `python -m grok_sweep.jit_cache` shows or clears the cache.
+An entry is keyed by the config without the keys that change no kernel (seed, split ratio, weight decay, the
+initial weight scale and host-only keys: the input shapes are in the key, and weight decay is a tensor), and
+holds the train and eval JITs; on a hit the trainer's tensors (weights, optimizer moments, masks, named by
+attribute path) are moved into them. `python -m grok_sweep.jit_cache` shows or clears the cache.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from grok_sweep.fast import JitCache, named_tensors
 
 HOST_ONLY = {"seed", "steps", "train_ratio", "weight_decay"}
+HOST_ONLY_MODEL = {"init_scale"}  # only the initial weights; the norm constraint's target is a tensor
 HOST_ONLY_TRAIN = {"checkpoint_every", "keep_checkpoint", "snapshot_every", "early_stop", "early_stop_acc",
                    "max_memory_gb", "flush_denormals", "devices", "compile_cache"}  # fmt: skip
 
@@ -26,6 +27,7 @@ def kernel_config(cfg: DictConfig) -> dict[str, Any]:
     plain = OmegaConf.to_container(cfg, resolve=True)
     kernels = {k: v for k, v in plain.items() if k not in HOST_ONLY}
     kernels["train"] = {k: v for k, v in plain["train"].items() if k not in HOST_ONLY_TRAIN}
+    kernels["model"] = {k: v for k, v in plain["model"].items() if k not in HOST_ONLY_MODEL}
     return kernels
 
 

@@ -22,7 +22,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from grok_sweep.store.layout import EVAL_COLS, FLOAT_COLS, MEASURE_COLS, METRICS_FILE, TRAIN_COLS, part_name
-from grok_sweep.store.metrics import SCHEMA, first_step, part_paths, read_metrics, read_part, read_parts, write_part
+from grok_sweep.store.metrics import (
+    SCHEMA,
+    concat,
+    first_step,
+    part_paths,
+    read_metrics,
+    read_part,
+    read_parts,
+    write_part,
+)
 
 BLOCK_ROWS = 50_000
 
@@ -113,7 +122,7 @@ class MetricsLog:
     def frame(self) -> pd.DataFrame:
         """Every row so far, from the folder's parts and memory."""
         parts = read_parts(self.folder / METRICS_FILE, before=self.start) if self.folder else []
-        return pa.concat_tables([*parts, *self.sealed, self.block_table()]).to_pandas()
+        return concat([*parts, *self.sealed, self.block_table()])
 
     def column(self, col: str) -> np.ndarray:
         """One metric of every row so far, NaN where not measured."""

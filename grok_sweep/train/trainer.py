@@ -21,7 +21,7 @@ from grok_sweep.data.tasks import Split, job_split, seed_streams
 from grok_sweep.fast import make_groups, prepare_device
 from grok_sweep.model import forward
 from grok_sweep.model.gpt import job_model
-from grok_sweep.model.loss import cross_entropy
+from grok_sweep.model.loss import collapse, cross_entropy
 from grok_sweep.model.measures import Measures, n_freqs
 from grok_sweep.model.sizes import vocab
 from grok_sweep.store.layout import TRAIN_COLS, eval_row_width
@@ -32,6 +32,8 @@ from grok_sweep.train.grokfast import make_filter
 from grok_sweep.train.inputs import combine, eval_chunks
 from grok_sweep.train.loop import Outcome, Progress
 from grok_sweep.train.metrics_log import MetricsLog
+from grok_sweep.train.norm_constraint import NormConstraint, global_norm
+from grok_sweep.train.orthograd import orthogonalize
 
 
 def _accuracy(logits: Tensor, labels: Tensor, weight: Tensor | None = None, split: bool = False) -> Tensor:
@@ -63,6 +65,7 @@ class Trainer:
         # decay share their compiled steps (tinygrad's kernel cache and jit_cache)
         self.opt.wd = Tensor([float(cfg.weight_decay)], device=dev)
         self.grad_filter = make_filter(cfg.grokfast, self.params)
+        self.constraint = NormConstraint(self.params) if cfg.train.constrain_norm else None
         self.early_stop = EarlyStop(cfg.train.early_stop, cfg.train.early_stop_acc)
         s = self.split
         x_train, y_train, w_train = pad(s.x_train, s.y_train, PAD_TO if cfg.train.batch_size is None else 1)
@@ -98,24 +101,32 @@ class Trainer:
         return tuple(Tensor(a, device=self.device).realize() for a in groups)
 
     def _train_step(self, x: Tensor, y: Tensor, groups: tuple[Tensor, Tensor] | None) -> Tensor:
+        """One update: loss, gradients, Grokfast's filter, then ⊥Grad's projection, AdamW, the norm constraint.
+        Its train row (store.layout.TRAIN_COLS) goes into the train ring."""
+        loss_args = (self.cfg.train.loss_dtype, self.w_train if x is self.x_train else None)  # a mini-batch: no pad
         with Context(TRAINING=1):
             self.opt.zero_grad()
             logits = forward.logits(self.model, x, groups)
-            w = self.w_train if x is self.x_train else None  # a mini-batch is never padded
-            loss = cross_entropy(logits, y, self.cfg.train.loss_dtype, w, split=self.split_sums)
+            loss = cross_entropy(logits, y, *loss_args, split=self.split_sums, kind=self.cfg.loss.name)
             loss.backward()
-            for p, g in zip(self.params, self.grad_filter([p.grad for p in self.params]), strict=True):
+            grads = self.grad_filter([p.grad for p in self.params])
+            grads = orthogonalize(self.params, grads) if self.cfg.optim.orthogonal else grads
+            for p, g in zip(self.params, grads, strict=True):
                 p.grad = g
-            row = Tensor.stack(loss.cast(dtypes.float32), _accuracy(logits, y, w, split=self.split_sums))
+            acc = _accuracy(logits, y, loss_args[1], split=self.split_sums)
+            collapsed = collapse(logits, y, *loss_args, split=self.split_sums, kind=self.cfg.loss.name)
+            row = Tensor.stack(*(t.cast(dtypes.float32) for t in (loss, acc, *collapsed)))
             Tensor.realize(*self.train_rows.write(row), *self.grad_filter.state().values(), *self.opt.schedule_step())
+            if self.constraint is not None:  # on the updated weights: a second realize
+                Tensor.realize(*self.constraint())
         return self.train_rows.counter
 
     def _eval_step(self, x: Tensor, y: Tensor, w: Tensor | None) -> Tensor:
         """One test chunk's eval row (store.layout.eval_row_width) into the eval ring."""
         logits = forward.logits(self.model, x)
-        loss = cross_entropy(logits, y, self.cfg.train.loss_dtype, w, split=self.split_sums)
-        norm = Tensor.stack(*[(p * p).sum() for p in self.params]).sum().sqrt()
-        out = Tensor.stack(loss.cast(dtypes.float32), _accuracy(logits, y, w, self.split_sums), norm)
+        loss = cross_entropy(logits, y, self.cfg.train.loss_dtype, w, split=self.split_sums, kind=self.cfg.loss.name)
+        acc = _accuracy(logits, y, w, self.split_sums)
+        out = Tensor.stack(loss.cast(dtypes.float32), acc, global_norm(self.params))
         out = out if self.measures is None else out.cat(self.measures(self.model))
         Tensor.realize(*self.eval_rows.write(out))
         return self.eval_rows.counter
@@ -178,6 +189,7 @@ class Trainer:
         st.update({f"opt.m.{i}": t for i, t in enumerate(self.opt.m)})
         st.update({f"opt.v.{i}": t for i, t in enumerate(self.opt.v)})
         st.update(self.grad_filter.state())
+        st.update(self.constraint.state() if self.constraint is not None else {})
         return {**st, "opt.b1_t": self.opt.b1_t, "opt.b2_t": self.opt.b2_t, "counter": self.train_rows.counter}
 
     def weights(self) -> dict[str, Tensor]:
