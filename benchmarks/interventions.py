@@ -9,9 +9,8 @@ in `--out`, and prints one table row per variant: the median over seeds of the m
 the budget), the grokking delay (sustained grokking step - memorization step), the seeds' phases, the train and
 test accuracy at the last step, and the fraction of train examples whose softmax had collapsed at the last step,
 with each seed's numbers. A run folder that holds a finished run is not run again: `--out` an earlier command's
-folder prints its table again. The detection
-is aggregation's (grok_sweep.detect, its default rule). The reference is the first row, plain AdamW with weight
-decay 1, in the same command.
+folder prints its table again. The detection is aggregation's (grok_sweep.detect, its default rule). The
+reference is the first row, plain AdamW with weight decay 1, in the same command.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from tinygrad import Context, Tensor
 
 from conftest import CONF, TINY, has_fma, make_cfg
 from grok_sweep.model import forward
-from grok_sweep.model.loss import collapse, cross_entropy
+from grok_sweep.model.loss import cross_entropy, loss_and_collapse
 from grok_sweep.run import precheck as cli
 from grok_sweep.run.checks import ConfigError, validate
 from grok_sweep.run.resources import estimate
@@ -61,8 +61,11 @@ LABELS = np.array([0, 0, 1, 0])
 ])  # fmt: skip
 def test_collapse_fractions_of_hand_made_logits(dtype, kind, weight, want):
     w = None if weight is None else Tensor(np.array(weight, dtype=np.float32))
-    got = collapse(Tensor(LOGITS), Tensor(LABELS), dtype, w, kind=kind)
-    np.testing.assert_allclose([t.numpy() for t in got], want, rtol=1e-6)  # float32 sums in float32
+    loss, *got = loss_and_collapse(Tensor(LOGITS), Tensor(LABELS), dtype, w, kind=kind)
+    np.testing.assert_allclose([t.numpy() for t in got], want, rtol=1e-6)
+    np.testing.assert_array_equal(
+        loss.numpy(), cross_entropy(Tensor(LOGITS), Tensor(LABELS), dtype, w, kind=kind).numpy()
+    )  # float32 sums in float32
 
 
 def test_orthogonalized_gradients_are_orthogonal_to_their_weights_at_their_norm():

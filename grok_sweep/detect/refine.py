@@ -79,23 +79,20 @@ class Plan:
     start: int
     depth: int
     max_points: int
-    leaves: list[Cell] = field(default_factory=list)
-    points: list[Point] = field(default_factory=list)  # in the order they were added: round by round
-    rounds: list[list[Point]] = field(default_factory=list)
+    steps: int = field(init=False)  # lattice steps per axis
+    leaves: list[Cell] = field(init=False)  # the cells not split (yet)
+    points: list[Point] = field(init=False)  # in the order they were added: round by round
+    rounds: list[list[Point]] = field(init=False)
 
     def __post_init__(self) -> None:
         if self.start < 2 or self.depth < 0 or self.max_points < self.start**2:
             raise ValueError(f"start={self.start} (>= 2), depth={self.depth} (>= 0) and max_points="
                              f"{self.max_points} (>= start^2) do not make a plan")  # fmt: skip
-        self.steps = (self.start - 1) * 2**self.depth  # lattice steps per axis
         side = 2**self.depth
-        grid = [(a * side, b * side) for b in range(self.start) for a in range(self.start)]
+        self.steps = (self.start - 1) * side
+        self.points = [(a * side, b * side) for b in range(self.start) for a in range(self.start)]
+        self.rounds = [list(self.points)]
         self.leaves = [Cell(a * side, b * side, side) for b in range(self.start - 1) for a in range(self.start - 1)]
-        self._add(grid)
-
-    def _add(self, new: list[Point]) -> None:
-        self.points += new
-        self.rounds.append(new)
 
     def disagreement(self, cell: Cell, labels: dict[Point, str]) -> tuple[int, float]:
         """How many distinct labels the cell's points have, and the share of the least common of them."""
@@ -107,8 +104,9 @@ class Plan:
         is done. `labels` holds a label for every point so far."""
         if len(self.rounds) > self.depth:
             return []
-        split = [c for c in self.leaves if c.size > 1 and self.disagreement(c, labels)[0] > 1]
-        split.sort(key=lambda c: (*(-x for x in self.disagreement(c, labels)), -c.size, c.j, c.i))
+        score = {c: self.disagreement(c, labels) for c in self.leaves if c.size > 1}
+        split = sorted((c for c, (distinct, _) in score.items() if distinct > 1),
+                       key=lambda c: (-score[c][0], -score[c][1], -c.size, c.j, c.i))  # fmt: skip
         have, new, chosen = set(self.points), [], set()
         for cell in split:
             extra = [p for child in cell.children() for p in child.corners() if p not in have]
@@ -120,7 +118,8 @@ class Plan:
             chosen.add(cell)
         self.leaves = [k for c in self.leaves for k in (c.children() if c in chosen else [c])]
         if new:
-            self._add(new)
+            self.points += new
+            self.rounds.append(new)
         return new
 
     def value(self, axes: tuple[Axis, Axis], p: Point) -> tuple[float, float]:

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from tinygrad import Tensor, dtypes
 
-LOSSES = ("softmax", "stablemax")
-
 
 def _float(dtype: str):  # noqa: ANN202 - a tinygrad dtype
     return dtypes.float64 if dtype == "float64" else dtypes.float32
@@ -48,7 +46,7 @@ def cross_entropy(logits: Tensor, labels: Tensor, dtype: str = "float64", weight
     float64 by default, as in Nanda et al.'s code: late in grokking the per-example loss falls
     below float32's half-epsilon (~6e-8), so in float32 the correct class's probability rounds to
     exactly 1, its gradient vanishes while the wrong classes' do not, and the loss reads 0 (Prieto et
-    al.'s softmax collapse, measured by `collapse`). In float64 that happens only below ~1e-16. float32
+    al.'s softmax collapse, measured by `loss_and_collapse`). In float64 that happens only below ~1e-16. float32
     is there for devices without float64 (e.g. METAL), and to study the collapse.
 
     `split` computes the per-example terms in their own kernel before the mean: on a GPU tinygrad
@@ -58,15 +56,16 @@ def cross_entropy(logits: Tensor, labels: Tensor, dtype: str = "float64", weight
     return -_mean(_picked(logits, labels, dtype, kind, split), weight)
 
 
-def collapse(logits: Tensor, labels: Tensor, dtype: str = "float64", weight: Tensor | None = None,
-             split: bool = False, kind: str = "softmax") -> tuple[Tensor, Tensor]:  # fmt: skip
-    """Prieto et al.'s measures (their logger.py), as fractions of the batch (of the examples of weight 1):
+def loss_and_collapse(logits: Tensor, labels: Tensor, dtype: str = "float64", weight: Tensor | None = None,
+                      split: bool = False, kind: str = "softmax") -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+    """cross_entropy's loss, and Prieto et al.'s measures (their logger.py) from the same per-example terms, as
+    fractions of the batch (of the examples of weight 1):
     - softmax collapse: in `dtype`, sum_k exp(z_k - max z) == 1 exactly, i.e. every other class's exp rounds
       away; the softmax's loss and its gradient at the label are then exactly 0 (measured on the softmax
       whatever `kind` trains, as theirs);
     - zero loss: the example's loss under `kind` is exactly 0."""
+    picked = _picked(logits, labels, dtype, kind, split)
     z = logits.cast(_float(dtype))
     total = (z - z.max(axis=-1, keepdim=True).detach()).exp().sum(axis=-1)  # as inside logsumexp: shared
-    collapsed = (total == 1).cast(z.dtype)
-    zero = (_picked(logits, labels, dtype, kind, split) == 0).cast(z.dtype)
-    return _mean(collapsed, weight), _mean(zero, weight)
+    collapsed, zero = (total == 1).cast(z.dtype), (picked == 0).cast(z.dtype)
+    return -_mean(picked, weight), _mean(collapsed, weight), _mean(zero, weight)

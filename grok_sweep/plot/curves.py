@@ -59,17 +59,17 @@ def _page(cells: pd.DataFrame, by_job: dict, jobs: pd.DataFrame, keys: list[str]
     fig.subplots_adjust(left=0.06 / ncols + 0.02, right=0.99, top=1 - 0.75 / (2.5 * nrows + 0.9), bottom=0.45 /
                         (2.5 * nrows + 0.9), wspace=0.32, hspace=0.55)  # fmt: skip
     pairs = list(zip(grid[:, 0::2].ravel(), grid[:, 1::2].ravel(), strict=True))
-    lines = list(LINES)
+    collapsed = False
     for (acc, loss), (_, cell) in zip(pairs, cells.iterrows(), strict=False):
         members = jobs.loc[[j for j in cell["jobs"] if j in jobs.index]]
-        if _draw_cell(acc, loss, [by_job.get(j) for j in members["job"]], members, cell, keys):
-            lines += [COLLAPSE_LINE] if COLLAPSE_LINE not in lines else []
+        collapsed = _draw_cell(acc, loss, [by_job.get(j) for j in members["job"]], members, cell, keys) or collapsed
     for acc, loss in pairs[n:]:
         acc.set_visible(False)
         loss.set_visible(False)
     for acc, loss in pairs[(nrows - 1) * ncols :]:
         acc.set_xlabel("step (log scale)", fontsize=8)
         loss.set_xlabel("step (log scale)", fontsize=8)
+    lines = [*LINES, COLLAPSE_LINE] if collapsed else LINES
     per_row = len(lines) if len(lines) <= 4 or ncols > 1 else 3  # one cell's figure is too narrow for five
     if per_row < len(lines):  # a second legend row: the panels start lower
         fig.subplots_adjust(top=1 - 1.0 / (2.5 * nrows + 0.9))

@@ -71,7 +71,7 @@ QUEUED = "queued"  # no folder or no status yet
 
 # ---- metrics.parquet's columns, after "step"; NaN (null in the file) where not measured
 # every step, on the step's train batch (the whole train split in a full batch): its loss and accuracy, and the
-# fractions of it whose softmax is collapsed and whose loss is exactly 0 (model/loss.py's collapse)
+# fractions of it whose softmax is collapsed and whose loss is exactly 0 (model/loss.py's loss_and_collapse)
 TRAIN_COLS = ("train_loss", "train_acc", "softmax_collapse", "zero_loss")
 EVAL_COLS = ("test_loss", "test_acc", "weight_norm")  # eval steps
 TEST_LOSS, TEST_ACC = EVAL_COLS.index("test_loss"), EVAL_COLS.index("test_acc")  # their places in an eval row

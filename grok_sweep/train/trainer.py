@@ -21,7 +21,7 @@ from grok_sweep.data.tasks import Split, job_split, seed_streams
 from grok_sweep.fast import make_groups, prepare_device
 from grok_sweep.model import forward
 from grok_sweep.model.gpt import job_model
-from grok_sweep.model.loss import collapse, cross_entropy
+from grok_sweep.model.loss import cross_entropy, loss_and_collapse
 from grok_sweep.model.measures import Measures, n_freqs
 from grok_sweep.model.sizes import vocab
 from grok_sweep.store.layout import TRAIN_COLS, eval_row_width
@@ -103,18 +103,18 @@ class Trainer:
     def _train_step(self, x: Tensor, y: Tensor, groups: tuple[Tensor, Tensor] | None) -> Tensor:
         """One update: loss, gradients, Grokfast's filter, then ⊥Grad's projection, AdamW, the norm constraint.
         Its train row (store.layout.TRAIN_COLS) goes into the train ring."""
-        loss_args = (self.cfg.train.loss_dtype, self.w_train if x is self.x_train else None)  # a mini-batch: no pad
+        w = self.w_train if x is self.x_train else None  # a mini-batch is never padded
         with Context(TRAINING=1):
             self.opt.zero_grad()
             logits = forward.logits(self.model, x, groups)
-            loss = cross_entropy(logits, y, *loss_args, split=self.split_sums, kind=self.cfg.loss.name)
+            loss, *collapsed = loss_and_collapse(logits, y, self.cfg.train.loss_dtype, w, self.split_sums,
+                                                 self.cfg.loss.name)  # fmt: skip
             loss.backward()
             grads = self.grad_filter([p.grad for p in self.params])
             grads = orthogonalize(self.params, grads) if self.cfg.optim.orthogonal else grads
             for p, g in zip(self.params, grads, strict=True):
                 p.grad = g
-            acc = _accuracy(logits, y, loss_args[1], split=self.split_sums)
-            collapsed = collapse(logits, y, *loss_args, split=self.split_sums, kind=self.cfg.loss.name)
+            acc = _accuracy(logits, y, w, split=self.split_sums)
             row = Tensor.stack(*(t.cast(dtypes.float32) for t in (loss, acc, *collapsed)))
             Tensor.realize(*self.train_rows.write(row), *self.grad_filter.state().values(), *self.opt.schedule_step())
             if self.constraint is not None:  # on the updated weights: a second realize
