@@ -40,3 +40,12 @@ def test_a_wheel_installs_into_a_fresh_venv_and_runs_outside_the_checkout(tmp_pa
     (sweep / "summary.parquet").unlink()
     shown = _run([python, "-m", "grok_sweep.aggregate", sweep], work, env).stdout
     assert "phase table" in shown and (sweep / "summary.parquet").exists()
+
+    # the refining sweeper travels in the wheel, where Hydra's own plugin scan finds it
+    scan = "from hydra.core.plugins import Plugins; from hydra.plugins.sweeper import Sweeper as S; "
+    found = _run([python, "-c", scan + "print([c.__name__ for c in Plugins.instance().discover(S)])"], work, env)
+    assert "RefineSweeper" in found.stdout
+    refine = ["hydra/sweeper=refine", "train_ratio=interval(0.3,0.8)", "weight_decay=tag(log,interval(0.1,3))",
+              "hydra.sweeper.start=2", "hydra.sweeper.depth=1", "steps=30", "hydra.sweep.dir=refined"]  # fmt: skip
+    _run([python, "-m", "grok_sweep", "-m", *refine], work, env)
+    assert len(pd.read_parquet(work / "refined" / "summary.parquet")["round"].dropna()) >= 4

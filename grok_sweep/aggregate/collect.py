@@ -12,22 +12,27 @@ from typing import Optional
 import pandas as pd
 
 from grok_sweep import plot
+from grok_sweep.aggregate.refined import COARSE, Refined, refined
 from grok_sweep.aggregate.summary import combine_metrics, missing_jobs, summarize, swept_keys
 from grok_sweep.aggregate.table import cell_labels, default_axes, panel_keys, panels, phase_cells, phase_table
 from grok_sweep.detect import DEFAULT_RULE, Rule
+from grok_sweep.store.damage import Damaged
 from grok_sweep.store.jobs import Job
 from grok_sweep.store.layout import (
     CURVES_FILE,
     MEASURES_FIGURE,
     METRICS_FILE,
     PHASE_DIAGRAM_FILE,
+    REFINE_FILE,
     STOPPED_EARLY,
     SUMMARY_FILE,
     TRAINED,
     UNREADABLE,
 )
 from grok_sweep.store.plan import planned_jobs
+from grok_sweep.store.refine_record import Record, read_record
 from grok_sweep.store.scan import find_jobs
+from grok_sweep.util.errors import first_line
 from grok_sweep.util.files import atomic_write
 
 
@@ -69,9 +74,20 @@ def aggregate(root: str | Path, rows: Optional[str] = None, cols: Optional[str] 
     if not jobs:
         raise AggregateError(f"{root}: no job folders (folders with a .hydra folder) in it")
     keys = swept_keys(jobs, planned_keys)
+    record = _record(root, echo)
+    if record is not None:  # a refine sweep: its table and diagram are on its two ranges
+        ranges = [a["key"] for a in record.axes]
+        rows, cols = (rows, cols) if {rows, cols} == set(ranges) else default_axes(ranges)
     rows, cols, keys = _choose_axes(jobs, keys, rows, cols)
     order = [k for k in (rows, cols) if k] + [k for k in keys if k not in (rows, cols)]
     summary = summarize(jobs, keys, rule).sort_values([*order, "job"], kind="stable", ignore_index=True)
+    ref = None
+    if record is not None:
+        try:
+            summary, ref = refined(record, jobs, summary)
+        except (ValueError, KeyError, IndexError, StopIteration) as err:  # a record at odds with its own lattice
+            echo(f"warning: {root / REFINE_FILE} does not fit its own lattice ({type(err).__name__}: "
+                 f"{first_line(err)}); aggregated as a plain sweep")  # fmt: skip
     metrics = combine_metrics(jobs, keys)
     single = jobs[0].name == "."  # a run folder: its own metrics.parquet is already the table
     written = {"summary": root / SUMMARY_FILE}
@@ -79,17 +95,20 @@ def aggregate(root: str | Path, rows: Optional[str] = None, cols: Optional[str] 
     if not single:
         written["metrics"] = root / METRICS_FILE
         atomic_write(written["metrics"], lambda p: metrics.to_parquet(p, index=False))
-    split = [(title, phase_cells(part, rows, cols)) for title, part in panels(summary, panel_keys(keys, rows, cols))]
+    if ref is None:
+        split = [(t, phase_cells(part, rows, cols)) for t, part in panels(summary, panel_keys(keys, rows, cols))]
+    else:
+        split = [(COARSE, ref.points[ref.points["round"] == 0])]
     measured = []
     if figures:
-        written.update(_figures(root, summary, metrics, split, order, rows, cols, rule))
+        written.update(_figures(root, summary, metrics, split, order, rows, cols, rule, ref))
         measured = measure_figures(summary, metrics, root)
     if single and measured:
         written["measures"] = measured[0]
     if single:
         echo(run_line(summary.iloc[0], rule.threshold))
     else:
-        _report(echo, split, rows, cols, summary, missing_jobs(jobs, planned))
+        _report(echo, split, rows, cols, summary, missing_jobs(jobs, planned), ref)
     for name, path in written.items():
         echo(f"wrote {name}: {path}")
     if measured and not single:
@@ -97,12 +116,28 @@ def aggregate(root: str | Path, rows: Optional[str] = None, cols: Optional[str] 
     return summary, written
 
 
+def _record(root: Path, echo) -> Optional[Record]:
+    """The refine sweep's record, if the folder is one's; a damaged one is said, and the sweep aggregated as a grid."""
+    try:
+        return read_record(root)
+    except Damaged as err:
+        echo(f"warning: {err}; aggregated as a plain sweep (running the sweep's command again rewrites it)")
+        return None
+
+
 def _figures(root: Path, summary: pd.DataFrame, metrics: pd.DataFrame, split: list, order: list[str],
-             rows: Optional[str], cols: Optional[str], rule: Rule) -> dict[str, Path]:  # fmt: skip
-    """The phase diagram (a sweep's) and the curves, one pair of panels per cell of the keys other than the seed."""
+             rows: Optional[str], cols: Optional[str], rule: Rule,
+             ref: Optional[Refined]) -> dict[str, Path]:  # fmt: skip
+    """The phase diagram (a sweep's, or a refine sweep's refined one) and the curves, one pair of panels per cell of
+    the keys other than the seed."""
     written = {}
-    if summary["job"].iloc[0] != ".":
-        written["phase_diagram"] = plot.phase_diagram(split, rows, cols, rule, root / PHASE_DIAGRAM_FILE)
+    path = root / PHASE_DIAGRAM_FILE
+    if ref is not None:
+        log = {a.key: a.log for a in ref.axes}
+        written["phase_diagram"] = plot.refined_diagram(ref.frames(cols), (cols, log[cols]), (rows, log[rows]), rule,
+                                                        path)  # fmt: skip
+    elif summary["job"].iloc[0] != ".":
+        written["phase_diagram"] = plot.phase_diagram(split, rows, cols, rule, path)
     by = [k for k in order if k != "seed"]  # a cell of the curves: every seed of one point of the sweep
     per_row = summary[cols].nunique() if cols else None
     pages = plot.curves(metrics, summary, cell_labels(summary, by), by, root / CURVES_FILE,
@@ -141,11 +176,17 @@ def run_line(job: pd.Series, threshold: float) -> str:
     return f"{train}; {test}; phase: {phase}{stopped}"
 
 
-def _report(echo, split, rows, cols, summary, missing) -> None:
+def _report(echo, split, rows, cols, summary, missing, ref: Optional[Refined] = None) -> None:
     for title, cells in split:
         echo(f"\nphase table{': ' + title if title else ''} (rows {rows or '-'}, columns {cols or '-'}; "
              f"phase @median sustained grokking step)")  # fmt: skip
         echo(phase_table(cells, rows, cols).to_string())
+    if ref is not None:
+        segments = ref.boundary()
+        echo(f"\nboundary: {len(segments)} refined cell(s) whose points disagree, of {len(ref.points)} points in "
+             f"{ref.points['round'].nunique()} rounds" + (":" if segments else ""))  # fmt: skip
+        for line in segments:
+            echo(f"  {line}")
     bad = summary[~summary["status"].isin(TRAINED)]
     for _, job in bad.iterrows():
         echo(f"{job['status']}: {job['job']}" + (f": {job['error']}" if job["status"] == UNREADABLE else ""))

@@ -49,6 +49,11 @@ def phase_cells(summary: pd.DataFrame, rows: Optional[str], cols: Optional[str])
     return cell_labels(summary, [k for k in (rows, cols) if k])
 
 
+def job_labels(summary: pd.DataFrame) -> list[str]:
+    """Each job's label: its phase, or its status where it was not trained as configured (failed, diverged, ...)."""
+    return [p if s in TRAINED else s for p, s in zip(summary["phase"].astype(object), summary["status"], strict=True)]
+
+
 def cell_labels(summary: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     """One row per combination of the keys `by` (sorted): majority label, how many jobs agree, their number,
     the median grokking step and the cell's jobs.
@@ -56,8 +61,7 @@ def cell_labels(summary: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     A job's label is its phase, or its status if it did not complete; the median is over the
     sustained grokking steps of the jobs that carry the majority label (seeds, usually).
     """
-    labels = [p if s in TRAINED else s for p, s in zip(summary["phase"].astype(object), summary["status"], strict=True)]
-    df = summary.assign(label=labels)
+    df = summary.assign(label=job_labels(summary))
     groups = df.groupby(by, sort=True) if by else [((), df)]
     out = []
     for key, group in groups:

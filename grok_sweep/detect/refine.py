@@ -40,6 +40,18 @@ class Axis:
             return math.exp(a + (b - a) * step / steps)
         return self.lo + (self.hi - self.lo) * step / steps
 
+    def digits(self, steps: int) -> int:
+        """Significant digits a value is written with: 3, or more where neighbouring lattice values would
+        otherwise read the same (folder names stay short, and no two points share one)."""
+        for d in range(3, 18):
+            if len({f"{self.value(k, steps):.{d}g}" for k in range(steps + 1)}) == steps + 1:
+                return d
+        return 17
+
+    def text(self, step: int, steps: int) -> str:
+        """The value as the job's override writes it (see digits)."""
+        return f"{self.value(step, steps):.{self.digits(steps)}g}"
+
 
 @dataclass(frozen=True)
 class Cell:
@@ -94,10 +106,32 @@ class Plan:
         self.rounds = [list(self.points)]
         self.leaves = [Cell(a * side, b * side, side) for b in range(self.start - 1) for a in range(self.start - 1)]
 
+    def restore(self, rounds: list[list[Point]]) -> None:
+        """The plan as it stood after `rounds` (the coarse grid first): a leaf was split iff its centre was run,
+        since splitting a cell is what adds its centre."""
+        if not rounds or sorted(rounds[0]) != sorted(self.rounds[0]):
+            raise ValueError("the first round is not this plan's coarse grid")
+        self.rounds = [list(r) for r in rounds]
+        self.points = [p for r in self.rounds for p in r]
+        have, leaves, todo = set(self.points), [], list(self.leaves)
+        while todo:
+            cell = todo.pop()
+            centre = (cell.i + cell.size // 2, cell.j + cell.size // 2)
+            if cell.size > 1 and centre in have:
+                todo.extend(cell.children())
+            else:
+                leaves.append(cell)
+        self.leaves = sorted(leaves, key=lambda c: (c.j, c.i, -c.size))
+
+    def boundary(self, labels: dict[Point, str]) -> list[Cell]:
+        """The leaves whose points do not all share a label, where the refinement ended: the boundary's segments."""
+        return [c for c in self.leaves if self.disagreement(c, labels)[0] > 1]
+
     def disagreement(self, cell: Cell, labels: dict[Point, str]) -> tuple[int, float]:
-        """How many distinct labels the cell's points have, and the share of the least common of them."""
-        counts = Counter(labels[p] for p in self.points if cell.contains(p)).values()
-        return len(counts), min(counts) / sum(counts)
+        """How many distinct labels the cell's points have, and the share of the least common of them (points
+        without a label yet are left out)."""
+        counts = Counter(labels[p] for p in self.points if cell.contains(p) and p in labels).values()
+        return len(counts), min(counts, default=0) / max(sum(counts), 1)
 
     def next_round(self, labels: dict[Point, str]) -> list[Point]:
         """Split the leaves that disagree (as the budget allows) and return the new points, none if the refinement
@@ -125,17 +159,29 @@ class Plan:
     def value(self, axes: tuple[Axis, Axis], p: Point) -> tuple[float, float]:
         return axes[0].value(p[0], self.steps), axes[1].value(p[1], self.steps)
 
+    def label_grid(self, labels: dict[Point, str]) -> dict[Point, str]:
+        """label_at of every lattice point, leaf by leaf (one pass, not one search per point)."""
+        out: dict[Point, str] = {}
+        for cell in self.leaves:
+            run = [q for q in self.points if cell.contains(q) and q in labels]
+            for b in range(cell.j, cell.j + cell.size + 1):
+                for a in range(cell.i, cell.i + cell.size + 1):
+                    if (a, b) not in out and run:
+                        out[(a, b)] = labels.get((a, b)) or labels[_nearest((a, b), run)]
+        return out
+
     def label_at(self, p: Point, labels: dict[Point, str]) -> str:
         """The label the refined diagram gives any lattice point: that of the nearest point run in the leaf that
         contains it (its own, where it was run)."""
         if p in labels:
             return labels[p]
         cell = next(c for c in self.leaves if c.contains(p))
-        near = min(
-            (q for q in self.points if cell.contains(q)),
-            key=lambda q: ((q[0] - p[0]) ** 2 + (q[1] - p[1]) ** 2, q[1], q[0]),
-        )
-        return labels[near]
+        return labels[_nearest(p, [q for q in self.points if cell.contains(q)])]
+
+
+def _nearest(p: Point, run: list[Point]) -> Point:
+    """The run point nearest p (the lowest on the plane among equally near ones)."""
+    return min(run, key=lambda q: ((q[0] - p[0]) ** 2 + (q[1] - p[1]) ** 2, q[1], q[0]))
 
 
 def refine(plan: Plan, label: Callable[[list[Point]], dict[Point, str]]) -> dict[Point, str]:

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from grok_sweep.detect.refine import TIE
 from grok_sweep.store.layout import DIVERGED, FAILED, INCOMPLETE, RUNNING, UNREADABLE
 from grok_sweep.util.files import atomic_write
 
@@ -21,6 +22,7 @@ COLORS = {
     UNREADABLE: "#a65628",
     RUNNING: "#f0f0f0",
     INCOMPLETE: "#dddddd",
+    TIE: "#fbb4ae",  # a refine sweep's point whose replicates split evenly
 }
 
 LINES = (  # name, colour, line style of what the curves show (accuracy left, loss right)

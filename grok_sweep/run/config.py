@@ -113,6 +113,16 @@ class Config:
     loss: LossConfig = MISSING  # chosen with loss=softmax|stablemax
 
 
+# hydra/sweeper=refine: the refining sweeper's settings (hydra.sweeper.start=5 ...), registered in Hydra's ConfigStore
+# by its plugin (hydra_plugins/grok_sweep_refine), which Hydra imports in every app; docs/guide/refine.md
+@dataclass
+class RefineSweeperConfig:
+    _target_: str = "hydra_plugins.grok_sweep_refine.refine_sweeper.RefineSweeper"
+    start: int = 5  # points per axis of the coarse grid, round 0
+    depth: int = 2  # how many times a cell may be halved: the finest cell is 1/2**depth of a coarse one
+    max_jobs: int = 200  # the budget: jobs in all (points times replicates), the coarse grid's included
+
+
 # `${grok_sweep.cwd:}` in conf/config.yaml: the command's working directory. Cached like Hydra's `${now:...}`, and
 # Hydra copies the cache into every job's config, so a job that runs elsewhere (a Ray worker) gets the command's.
 # Registered on import: a launcher's worker imports this module with the job's function.
@@ -121,12 +131,19 @@ if not OmegaConf.has_resolver("grok_sweep.cwd"):
 
 
 def register() -> None:
-    """Register the schemas under names distinct from the YAMLs' (Hydra needs them apart)."""
+    """Register the schemas under names distinct from the YAMLs' (Hydra needs them apart), and the refining sweeper:
+    Hydra's plugin scan misses it in an editable install (setuptools' import hook lists no modules), so it is
+    registered by hand as well (Hydra's own Plugins.register; twice is once)."""
+    from hydra.core.plugins import Plugins
+
+    from hydra_plugins.grok_sweep_refine.refine_sweeper import RefineSweeper
+
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
     for group, schemas in GROUPS.items():
         for name, node in schemas.items():
             cs.store(group=group, name=f"base_{name}", node=node)
+    Plugins.instance().register(RefineSweeper)
 
 
 def schema_keys(node: type = Config, prefix: str = "") -> list[str]:

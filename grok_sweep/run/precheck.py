@@ -20,9 +20,10 @@ from typing import Any, Optional
 
 from omegaconf import OmegaConf, open_dict, read_write
 
-from grok_sweep.run.checks import cautions
+from grok_sweep.run.checks import ConfigError, cautions
 from grok_sweep.run.checks import problems as config_problems
-from grok_sweep.run.config import GROUPS, schema_keys
+from grok_sweep.run.config import GROUPS, register, schema_keys
+from grok_sweep.run.refine import SWEEPER, parse_spec, range_problem, settings
 from grok_sweep.run.resources import available_bytes, device_problem, memory_problem
 from grok_sweep.store.plan import expand_sweep
 from grok_sweep.util.errors import first_line
@@ -41,12 +42,17 @@ LAUNCHER_EXTRAS = {
 REMOTE_LAUNCHERS = ("slurm", "submitit_slurm", "ray", "ray_cluster")
 
 
-def _launcher(overrides: list[str]) -> Optional[str]:
+def _choice(overrides: list[str], group: str) -> Optional[str]:
+    """The option a command line picks for a Hydra group (hydra/launcher, hydra/sweeper), if any."""
     for arg in overrides:
         key, _, name = arg.partition("=")
-        if key.lstrip("+~") == "hydra/launcher":
+        if key.lstrip("+~") == group:
             return name
     return None
+
+
+def _launcher(overrides: list[str]) -> Optional[str]:
+    return _choice(overrides, "hydra/launcher")
 
 
 def _missing_launcher(overrides: list[str]) -> list[str]:
@@ -86,14 +92,52 @@ def check_command_line(args: list[str], conf_dir: Path, main_file: Path = MAIN_F
     if missing := _missing_launcher(overrides):
         return missing
     try:
-        sweep_args, jobs = expand_sweep(overrides)
+        sweep_args, jobs, axes = _jobs(overrides)
+    except ConfigError as err:
+        return [str(err)]
     except Exception as err:  # noqa: BLE001 - Hydra's override grammar: say which argument, in one line
         return [f"cannot read the command line: {first_line(err)}"]
     try:
         with _hydra(parsed, conf_dir, main_file) as hydra:
+            if axes and (problem := _range_key_problem(hydra, parsed.config_name or "config", jobs[0], axes)):
+                return [problem]
             return _check(hydra, parsed, sweep_args, jobs, [] if warnings is None else warnings)
     except Exception as err:  # noqa: BLE001 - a search path Hydra refuses: --config-dir that is not a folder
         return [first_line(err)]
+
+
+def _jobs(overrides: list[str]) -> tuple[list[Any], list[list[str]], list[Any]]:
+    """Hydra's parsed overrides, the jobs to check, and a refine sweep's two axes (none for a grid). A refine sweep
+    is checked on its coarse grid's four corners, each replicate: the extremes of both ranges."""
+    if _choice(overrides, "hydra/sweeper") != SWEEPER:
+        if problem := range_problem(overrides):
+            raise ConfigError(problem)
+        return (*expand_sweep(overrides), [])
+    spec = parse_spec(overrides, **settings(overrides))
+    plan = spec.plan()
+    corners = [(a, b) for b in (0, plan.steps) for a in (0, plan.steps)]
+    jobs = [job for p in corners for job in spec.jobs(p, plan.steps)]
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return OverridesParser.create().parse_overrides(overrides), jobs, list(spec.axes)
+
+
+def _range_key_problem(hydra: Any, config_name: str, job: list[str], axes: list[Any]) -> Optional[str]:
+    """One line if a range is on a key that is not a float (a range's points are fractions)."""
+    try:
+        cfg = _compose(hydra, config_name, job)
+    except Exception:  # noqa: BLE001 - the job's own check says why it does not compose
+        return None
+    for axis in axes:
+        node = cfg
+        for part in axis.key.split("."):
+            node = node._get_node(part) if node is not None else None
+        kind = getattr(getattr(node, "_metadata", None), "ref_type", None)
+        if kind is not float:
+            what = "a config group" if axis.key in GROUPS else getattr(kind, "__name__", "not a float")
+            return (f"{axis.key}=interval(...): {axis.key} is {what}; a range needs a float key (train_ratio, "
+                    f"weight_decay, optim.lr, ...)")  # fmt: skip
+    return None
 
 
 @contextlib.contextmanager
@@ -111,6 +155,7 @@ def _hydra(parsed: Any, conf_dir: Path, main_file: Path) -> Iterator[Any]:
         if not os.path.isdir(folder):
             raise ValueError(f"--config-dir {parsed.config_dir}: no such folder ({folder})")
         search_path.prepend("command-line", f"file://{folder}", anchor=SearchPathQuery(provider="schema"))
+    register()  # the schemas and the refining sweeper, as `python -m grok_sweep` has them
     try:
         yield Hydra.create_main_hydra2(task_name="grok_sweep", config_search_path=search_path)
     finally:

@@ -41,8 +41,10 @@ STYLE = {ENDED[COMPLETED]: "green", ENDED[STOPPED_EARLY]: "green", ENDED[FAILED]
 EVERY_PCT, EVERY_S = 25, 60.0  # plain lines: a running job reports every 25% of its steps or every minute
 
 
-def table(jobs: list[JobView], elapsed: float, rows: int, width: int, common: str = "") -> Group:
-    """The view: a header line and one row per job (as many as `rows` allows), `width` columns wide."""
+def table(jobs: list[JobView], elapsed: float, rows: int, width: int, common: str = "",
+          round_line: Optional[str] = None) -> Group:  # fmt: skip
+    """The view: a header line (and a refine sweep's round) and one row per job (as many as `rows` allows),
+    `width` columns wide."""
     fit, more = shown(jobs, rows)
     grid = Table(box=None, pad_edge=False, header_style="bold")
     # a narrow terminal cuts the phase and the error first: a job's name and state stay whole
@@ -60,6 +62,8 @@ def table(jobs: list[JobView], elapsed: float, rows: int, width: int, common: st
         cells = [j.name, Text(j.state, style=STYLE.get(j.state, "")), progress(j), acc(j.train_acc), acc(j.test_acc)]
         grid.add_row(*cells, *([rate] if "steps/s" in widths else []), phase)
     lines: list[Any] = [Text(header(jobs, elapsed), style="bold")]
+    if round_line:
+        lines.append(Text(round_line, style="bold"))
     if common:
         lines.append(Text(f"every job: {common}", style="dim"))
     lines.append(grid)
@@ -74,9 +78,13 @@ class Lines:
     def __init__(self, out: TextIO):
         self.out = out
         self.seen: dict[str, tuple[str, int, float]] = {}  # name -> (state, pct bucket, time of last line)
+        self.round_line: Optional[str] = None  # a refine sweep's round, said once
 
-    def update(self, jobs: list[JobView], elapsed: float) -> None:
+    def update(self, jobs: list[JobView], elapsed: float, round_line: Optional[str] = None) -> None:
         now = time.monotonic()
+        if round_line and round_line != self.round_line:
+            self.out.write(f"[{clock(elapsed)}] {round_line}\n")
+            self.round_line = round_line
         for j in jobs:
             state, bucket, last = self.seen.get(j.name, (QUEUED, 0, now))
             pct = 100 * j.step // j.steps if j.steps else 0
@@ -142,10 +150,11 @@ class View:
         elapsed = time.time() - self.t0
         if self.live:
             size = self.live.console.size
-            rows = max(size.height - 6, 3)  # the header, the common line, the column names, the count
-            self.live.update(table(self.jobs, elapsed, rows, size.width, self.sweep.common()), refresh=True)
+            rows = max(size.height - 7, 3)  # the header, the round, the common line, the column names, the count
+            view = table(self.jobs, elapsed, rows, size.width, self.sweep.common(), self.sweep.round)
+            self.live.update(view, refresh=True)
         else:
-            self.lines.update(self.jobs, elapsed)
+            self.lines.update(self.jobs, elapsed, self.sweep.round)
         return self.jobs
 
     def _loop(self) -> None:
@@ -174,7 +183,7 @@ def watch(root: Path, interval: float = 1.0, out: TextIO = sys.stdout) -> list[J
     try:
         while True:
             jobs = view.jobs  # the view's thread scans; an interrupted job may still be run again
-            if jobs and all(j.ended for j in jobs) and len(jobs) >= len(sweep.planned):
+            if jobs and all(j.ended for j in jobs) and len(jobs) >= len(sweep.planned) and not sweep.more:
                 break
             time.sleep(interval)
     finally:

@@ -14,6 +14,7 @@ from typing import Any, Optional
 
 from omegaconf import ListConfig, OmegaConf
 
+from grok_sweep.store.damage import Damaged
 from grok_sweep.store.layout import (
     DIVERGED,
     ENDED,
@@ -22,12 +23,14 @@ from grok_sweep.store.layout import (
     LIVE,
     OVERRIDES_FILE,
     QUEUED,
+    REFINE_FILE,
     RUNNING,
     TRAINING,
     UNREADABLE,
 )
 from grok_sweep.store.lock import held_by
 from grok_sweep.store.plan import plan, planned_jobs
+from grok_sweep.store.refine_record import read_record
 from grok_sweep.store.results import read_result
 from grok_sweep.store.scan import read_jobs
 from grok_sweep.store.status import read_status
@@ -62,6 +65,9 @@ class Sweep:
     planned: list[frozenset[str]]
     swept: list[str]
     folders: dict[frozenset[str], Path] = field(default_factory=dict)
+    round: Optional[str] = None  # a refine sweep's: "round 2/3: 18 new jobs"
+    more: bool = False  # a refine sweep whose sweeper may still add a round
+    _record_seen: Optional[tuple] = None  # size and time of the refine record last read
 
     @classmethod
     def from_folder(cls, root: Path) -> Sweep:
@@ -85,6 +91,7 @@ class Sweep:
 
     def scan(self) -> list[JobView]:
         """Every planned job's state now (and any job folder the plan does not name, e.g. a sweep without one)."""
+        self._follow_record()
         self._find_folders()
         jobs = list(dict.fromkeys([*self.planned, *self.folders]))
         views = [read_job(self.folders.get(o), self.label(o)) for o in jobs]
@@ -97,6 +104,23 @@ class Sweep:
         """An ended job's first unreadable file and why (None if all read). store/scan.py reads a job again only
         when its files change, and keeps it for the sweep's aggregation in this process."""
         return read_jobs([folder], self.root)[0].damage
+
+    def _follow_record(self) -> None:
+        """A refine sweep plans its jobs round by round: the planned ones are those of its record so far."""
+        try:
+            st = (self.root / REFINE_FILE).stat()
+        except OSError:
+            return
+        if (st.st_size, st.st_mtime_ns) == self._record_seen:
+            return
+        try:
+            record = read_record(self.root)
+        except Damaged:  # aggregation says so; the view keeps what it had
+            return
+        if record is not None:
+            self._record_seen = (st.st_size, st.st_mtime_ns)
+            self.planned, self.swept, self.round = record.jobs(), record.keys(), record.round_line()
+            self.more = not record.done
 
     def _find_folders(self) -> None:
         if len(self.folders) == len(self.planned) and self.planned:
