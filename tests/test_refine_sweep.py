@@ -145,7 +145,7 @@ def test_the_view_follows_the_rounds_of_the_record(basic):
     record = json.loads((folder / REFINE_FILE).read_text())
     assert len(jobs) == sum(len(p["jobs"]) for r in record["rounds"] for p in r) and all(j.ended for j in jobs)
     assert sweep.round == f"round 2/2: {len(record['rounds'][2])} new jobs"
-    assert record["done"] and not sweep.more  # `--watch` waits for this, not only for the jobs known so far
+    assert record["finished"] and not sweep.more  # `--watch` waits for this, not only for the jobs known so far
     out = io.StringIO()
     Lines(out).update(jobs, 1.0, sweep.round)
     assert out.getvalue().startswith(f"[0:01] {sweep.round}\n")

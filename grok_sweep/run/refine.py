@@ -153,6 +153,6 @@ def run_sweep(sweeper: Any, arguments: list[str]) -> Plan:
             launched += len(todo)
         labels = point_labels(root, [p for r in record.rounds for p in r], rule)
         new = plan.next_round(labels)
-    record.done = True
+    record.finished = True
     write_record(root, record)
     return plan

@@ -32,7 +32,7 @@ class Record:
     depth: int
     max_jobs: int
     rounds: list[list[PointJobs]] = field(default_factory=list)  # the coarse grid first
-    done: bool = False  # the sweeper found no cell left to split (or no budget): no round follows
+    finished: bool = False  # the sweeper found no cell left to split (or no budget): no round follows
 
     def jobs(self) -> list[frozenset[str]]:
         """Every job planned so far, round by round."""
@@ -67,7 +67,7 @@ def read_record(root: Path) -> Optional[Record]:
         raw = json.loads(path.read_text())
         rounds = [[PointJobs(tuple(p["point"]), [list(j) for j in p["jobs"]]) for p in r] for r in raw["rounds"]]
         record = Record(list(raw["axes"]), int(raw["start"]), int(raw["depth"]), int(raw["max_jobs"]), rounds,
-                        bool(raw.get("done", False)))  # fmt: skip
+                        bool(raw.get("finished", False)))  # fmt: skip
         if len(record.axes) != 2 or not all({"key", "lo", "hi", "log"} <= set(a) for a in record.axes):
             raise ValueError("axes: not two {key, lo, hi, log}")
     return record

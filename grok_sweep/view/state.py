@@ -120,7 +120,7 @@ class Sweep:
         if record is not None:
             self._record_seen = (st.st_size, st.st_mtime_ns)
             self.planned, self.swept, self.round = record.jobs(), record.keys(), record.round_line()
-            self.more = not record.done
+            self.more = not record.finished
 
     def _find_folders(self) -> None:
         if len(self.folders) == len(self.planned) and self.planned:
