@@ -67,6 +67,13 @@ class Run:
     def __repr__(self) -> str:
         return f"Run({str(self.folder)!r}, status={self.result['status']!r})"
 
+    def _repr_html_(self) -> str:  # Jupyter's view of it
+        from grok_sweep.detect import detect
+        from grok_sweep.report.notebook import run_view
+
+        has = metrics_exist(self.folder / METRICS_FILE)
+        return run_view(self.folder, self.result, detect(self.metrics) if has and len(self.metrics) else {})
+
     @cached_property
     def metrics(self) -> pd.DataFrame:
         path = self.folder / METRICS_FILE
@@ -140,6 +147,21 @@ class Sweep:
     metrics: pd.DataFrame  # as the sweep's metrics.parquet: every job's rows
     runs: dict[str, Run]  # job name (its folder, relative to the sweep's) -> Run, for every readable job
     unreadable: dict[str, str]  # job name -> its damaged file and why (status `unreadable` in the summary)
+
+    def __repr__(self) -> str:
+        return f"Sweep({str(self.folder)!r}, jobs={len(self.summary)})"
+
+    def _repr_html_(self) -> str:  # Jupyter's view of it: the phase table and diagram
+        from grok_sweep.aggregate.table import cell_text, default_axes, panel_keys, panels, phase_cells
+        from grok_sweep.report.notebook import sweep_view
+
+        s = self.summary
+        keys = [c for c in s.columns[1 : list(s.columns).index("status")] if c not in ("seed", "round", "cell")]
+        rows, cols = default_axes(keys)
+        coarse = s[s["round"] == 0] if "round" in s else s  # a refine sweep's table: its coarse grid
+        split = [(t, phase_cells(part, rows, cols)) for t, part in panels(coarse, panel_keys(keys, rows, cols))]
+        split = [(t, cells.assign(text=cells.apply(cell_text, axis=1))) for t, cells in split]
+        return sweep_view(self.folder, s, split, rows, cols)
 
 
 def load_run(job_dir: str | Path, device: str = "CPU") -> Run:

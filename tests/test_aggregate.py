@@ -68,7 +68,7 @@ def sweep(tmp_path):
 def test_aggregate_writes_summary_metrics_and_figures(sweep):
     printed = []
     _, written = aggregate(sweep, echo=printed.append)
-    assert set(written) == {"summary", "metrics", "phase_diagram", "curves"}
+    assert set(written) == {"summary", "metrics", "phase_diagram", "curves", "report"}
     s = pd.read_parquet(sweep / "summary.parquet")
     assert list(s.columns) == SUMMARY_COLUMNS and len(s) == 5
     for col in ("steps_run", "memorization_step", "grokking_step", "sustained_grokking_step", "grokking_delay"):
@@ -109,7 +109,7 @@ def test_single_run_folder_keeps_its_own_metrics(sweep):
     before = (job / METRICS_FILE).read_bytes()
     printed = []
     _, written = aggregate(job, echo=printed.append)
-    assert set(written) == {"summary", "curves"}
+    assert set(written) == {"summary", "curves", "report"}
     assert (job / METRICS_FILE).read_bytes() == before
     assert "first at step 600, for good from step 600; phase: grokking" in printed[0]
 

@@ -11,10 +11,19 @@ from typing import Optional
 
 import pandas as pd
 
-from grok_sweep import plot
+from grok_sweep import plot, report
+from grok_sweep.aggregate.about import about
 from grok_sweep.aggregate.refined import COARSE, Refined, refined
 from grok_sweep.aggregate.summary import combine_metrics, missing_jobs, summarize, swept_keys
-from grok_sweep.aggregate.table import cell_labels, default_axes, panel_keys, panels, phase_cells, phase_table
+from grok_sweep.aggregate.table import (
+    cell_labels,
+    cell_text,
+    default_axes,
+    panel_keys,
+    panels,
+    phase_cells,
+    phase_table,
+)
 from grok_sweep.detect import DEFAULT_RULE, Rule
 from grok_sweep.store.damage import Damaged
 from grok_sweep.store.jobs import Job
@@ -24,6 +33,7 @@ from grok_sweep.store.layout import (
     METRICS_FILE,
     PHASE_DIAGRAM_FILE,
     REFINE_FILE,
+    REPORT_FILE,
     STOPPED_EARLY,
     SUMMARY_FILE,
     TRAINED,
@@ -101,8 +111,12 @@ def aggregate(root: str | Path, rows: Optional[str] = None, cols: Optional[str] 
         split = [(COARSE, ref.points[ref.points["round"] == 0])]
     measured = []
     if figures:
-        written.update(_figures(root, summary, metrics, split, order, rows, cols, rule, ref))
+        drawn, pages = _figures(root, summary, metrics, split, order, rows, cols, rule, ref)
+        written.update(drawn)
         measured = measure_figures(summary, metrics, root)
+        shown = {"phase_diagram": [drawn["phase_diagram"]] if "phase_diagram" in drawn else [], "curves": pages,
+                 "measures": measured}  # fmt: skip
+        written["report"] = _report_html(root, jobs, summary, keys, split, rows, cols, shown, rule, ref)
     if single and measured:
         written["measures"] = measured[0]
     if single:
@@ -127,9 +141,9 @@ def _record(root: Path, echo) -> Optional[Record]:
 
 def _figures(root: Path, summary: pd.DataFrame, metrics: pd.DataFrame, split: list, order: list[str],
              rows: Optional[str], cols: Optional[str], rule: Rule,
-             ref: Optional[Refined]) -> dict[str, Path]:  # fmt: skip
+             ref: Optional[Refined]) -> tuple[dict[str, Path], list[Path]]:  # fmt: skip
     """The phase diagram (a sweep's, or a refine sweep's refined one) and the curves, one pair of panels per cell of
-    the keys other than the seed."""
+    the keys other than the seed; and every page of the curves."""
     written = {}
     path = root / PHASE_DIAGRAM_FILE
     if ref is not None:
@@ -145,7 +159,21 @@ def _figures(root: Path, summary: pd.DataFrame, metrics: pd.DataFrame, split: li
     written["curves"] = pages[0]
     if len(pages) > 1:
         written[f"curves (+{len(pages) - 1} pages)"] = pages[-1]
-    return written
+    return written, pages
+
+
+def _report_html(root: Path, jobs: list[Job], summary: pd.DataFrame, keys: list[str], split: list,
+                 rows: Optional[str], cols: Optional[str], shown: dict[str, list[Path]], rule: Rule,
+                 ref: Optional[Refined]) -> Path:  # fmt: skip
+    """report.html: what ran, the phase table, the figures, every job (report/pages.py)."""
+    items, config = about(root, jobs, summary, keys)
+    if summary["job"].iloc[0] == ".":
+        return report.run_report(root / REPORT_FILE, items, config, run_line(summary.iloc[0], rule.threshold),
+                                 jobs[0].result or {}, shown)  # fmt: skip
+    panels = [(title, cells.assign(text=cells.apply(cell_text, axis=1))) for title, cells in split]
+    notes = "" if ref is None else "<pre>boundary segments:\n" + "\n".join(ref.boundary()) + "</pre>"
+    return report.sweep_report(root / REPORT_FILE, items, config, summary, keys, panels, rows, cols, shown,
+                               notes)  # fmt: skip
 
 
 def measure_figures(summary: pd.DataFrame, metrics: pd.DataFrame, root: Path) -> list[Path]:

@@ -32,6 +32,7 @@ PLAN_FILE = "multirun.yaml"
 SUMMARY_FILE = "summary.parquet"  # one row per job (a sweep's METRICS_FILE is one table of every job's rows)
 PHASE_DIAGRAM_FILE = "phase_diagram.png"
 CURVES_FILE = "curves.png"
+REPORT_FILE = "report.html"  # the sweep's (or run's) story on one self-contained page (grok_sweep/report/)
 # ---- a refine sweep's folder (hydra/sweeper=refine): written by the sweeper before each round
 REFINE_FILE = "refine.json"  # its axes and settings, and the points and jobs of every round so far
 
