@@ -152,15 +152,14 @@ class Sweep:
         return f"Sweep({str(self.folder)!r}, jobs={len(self.summary)})"
 
     def _repr_html_(self) -> str:  # Jupyter's view of it: the phase table and diagram
-        from grok_sweep.aggregate.table import cell_text, default_axes, panel_keys, panels, phase_cells
+        from grok_sweep.aggregate.table import default_axes, phase_panels, with_text
         from grok_sweep.report.notebook import sweep_view
 
         s = self.summary
         keys = [c for c in s.columns[1 : list(s.columns).index("status")] if c not in ("seed", "round", "cell")]
         rows, cols = default_axes(keys)
         coarse = s[s["round"] == 0] if "round" in s else s  # a refine sweep's table: its coarse grid
-        split = [(t, phase_cells(part, rows, cols)) for t, part in panels(coarse, panel_keys(keys, rows, cols))]
-        split = [(t, cells.assign(text=cells.apply(cell_text, axis=1))) for t, cells in split]
+        split = [(t, with_text(cells)) for t, cells in phase_panels(coarse, keys, rows, cols)]
         return sweep_view(self.folder, s, split, rows, cols)
 
 

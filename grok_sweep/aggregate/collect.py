@@ -15,15 +15,7 @@ from grok_sweep import plot, report
 from grok_sweep.aggregate.about import about
 from grok_sweep.aggregate.refined import COARSE, Refined, refined
 from grok_sweep.aggregate.summary import combine_metrics, missing_jobs, summarize, swept_keys
-from grok_sweep.aggregate.table import (
-    cell_labels,
-    cell_text,
-    default_axes,
-    panel_keys,
-    panels,
-    phase_cells,
-    phase_table,
-)
+from grok_sweep.aggregate.table import cell_labels, default_axes, phase_panels, phase_table, with_text
 from grok_sweep.detect import DEFAULT_RULE, Rule
 from grok_sweep.store.damage import Damaged
 from grok_sweep.store.jobs import Job
@@ -106,7 +98,7 @@ def aggregate(root: str | Path, rows: Optional[str] = None, cols: Optional[str] 
         written["metrics"] = root / METRICS_FILE
         atomic_write(written["metrics"], lambda p: metrics.to_parquet(p, index=False))
     if ref is None:
-        split = [(t, phase_cells(part, rows, cols)) for t, part in panels(summary, panel_keys(keys, rows, cols))]
+        split = phase_panels(summary, keys, rows, cols)
     else:
         split = [(COARSE, ref.points[ref.points["round"] == 0])]
     measured = []
@@ -170,7 +162,7 @@ def _report_html(root: Path, jobs: list[Job], summary: pd.DataFrame, keys: list[
     if summary["job"].iloc[0] == ".":
         return report.run_report(root / REPORT_FILE, items, config, run_line(summary.iloc[0], rule.threshold),
                                  jobs[0].result or {}, shown)  # fmt: skip
-    panels = [(title, cells.assign(text=cells.apply(cell_text, axis=1))) for title, cells in split]
+    panels = [(title, with_text(cells)) for title, cells in split]
     notes = "" if ref is None else "<pre>boundary segments:\n" + "\n".join(ref.boundary()) + "</pre>"
     return report.sweep_report(root / REPORT_FILE, items, config, summary, keys, panels, rows, cols, shown,
                                notes)  # fmt: skip

@@ -44,6 +44,17 @@ def panels(summary: pd.DataFrame, keys: list[str]) -> list[tuple[str, pd.DataFra
 LABEL_ORDER = (*PHASES, DIVERGED, FAILED, UNREADABLE, RUNNING, INCOMPLETE)
 
 
+def phase_panels(summary: pd.DataFrame, keys: list[str], rows: Optional[str],
+                 cols: Optional[str]) -> list[tuple[str, pd.DataFrame]]:  # fmt: skip
+    """The phase table's cells (phase_cells), one frame per panel (panels) of the keys beyond rows, cols and seed."""
+    return [(title, phase_cells(part, rows, cols)) for title, part in panels(summary, panel_keys(keys, rows, cols))]
+
+
+def with_text(cells: pd.DataFrame) -> pd.DataFrame:
+    """The cells with their `text` column (cell_text): what the table, the report and the notebook show."""
+    return cells.assign(text=cells.apply(cell_text, axis=1))
+
+
 def phase_cells(summary: pd.DataFrame, rows: Optional[str], cols: Optional[str]) -> pd.DataFrame:
     """One row per (rows, cols) cell: majority label, how many jobs agree, median grokking step (cell_labels)."""
     return cell_labels(summary, [k for k in (rows, cols) if k])
@@ -82,7 +93,7 @@ def cell_text(cell: pd.Series) -> str:
 
 def phase_table(cells: pd.DataFrame, rows: Optional[str], cols: Optional[str]) -> pd.DataFrame:
     """The cells as a text table: rows x cols, each 'phase @median_grokking_step (agree/n)'."""
-    text = cells.assign(text=cells.apply(cell_text, axis=1))
+    text = with_text(cells)
     if rows and cols:
         return text.pivot(index=rows, columns=cols, values="text")
     if rows:

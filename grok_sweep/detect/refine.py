@@ -15,6 +15,7 @@ Pure: the labels come from the caller (aggregation's phase of each point; the sw
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -40,6 +41,7 @@ class Axis:
             return math.exp(a + (b - a) * step / steps)
         return self.lo + (self.hi - self.lo) * step / steps
 
+    @functools.cache  # noqa: B019 - a few small frozen axes per sweep; text() asks for every value written
     def digits(self, steps: int) -> int:
         """Significant digits a value is written with: 3, or more where neighbouring lattice values would
         otherwise read the same (folder names stay short, and no two points share one)."""

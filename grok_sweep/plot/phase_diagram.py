@@ -11,8 +11,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 
 from grok_sweep.detect import PHASES, Rule
-from grok_sweep.plot.style import COLORS, fmt, save
-from grok_sweep.store.layout import DIVERGED
+from grok_sweep.plot.style import COLORS, DARK, fmt, save
 
 
 def _draw_cells(ax, cells: pd.DataFrame, rows: Optional[str], cols: Optional[str]) -> None:
@@ -31,7 +30,7 @@ def _draw_cells(ax, cells: pd.DataFrame, rows: Optional[str], cols: Optional[str
         )
         agree = f"\n{cell['agree']}/{cell['n']} agree" if cell["n"] > 1 else ""
         ax.text(j, i, f"{cell['label']}\n{step}{agree}", ha="center", va="center", fontsize=9, color="white"
-                if cell["label"] in ("grokking", "memorization", DIVERGED) else "black")  # fmt: skip
+                if cell["label"] in DARK else "black")  # fmt: skip
     ax.set_xlim(-0.5, len(col_vals) - 0.5)
     ax.set_ylim(-0.5, len(row_vals) - 0.5)
     ax.set_xticks(range(len(col_vals)), [fmt(v) for v in col_vals] if cols else [""])

@@ -24,6 +24,7 @@ COLORS = {
     INCOMPLETE: "#dddddd",
     TIE: "#fbb4ae",  # a refine sweep's point whose replicates split evenly
 }
+DARK = ("grokking", "memorization", DIVERGED)  # labels whose colour takes white text
 
 LINES = (  # name, colour, line style of what the curves show (accuracy left, loss right)
     ("train", "#377eb8", "-"),

@@ -54,7 +54,8 @@ def table(df: pd.DataFrame, left: tuple[str, ...] = (), cell: Optional[Callable[
         for c in df.columns:
             inner = cell(c, row[c], row) if cell else esc(row[c])
             css = style(c, row[c]) if style else ""
-            tds.append(f'<td class="{"l" if c in left else ""}"{f" style={css!r}" if css else ""}>{inner}</td>')
+            attr = f' style="{css}"' if css else ""
+            tds.append(f'<td class="{"l" if c in left else ""}"{attr}>{inner}</td>')
         rows.append(f"<tr>{''.join(tds)}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 

@@ -11,12 +11,11 @@ from typing import Any, Optional
 
 import pandas as pd
 
-from grok_sweep.plot.style import COLORS
+from grok_sweep.plot.style import COLORS, DARK
 from grok_sweep.report.html import esc, image, page, pairs, table
 from grok_sweep.store.layout import DIVERGED, FAILED, UNREADABLE
 from grok_sweep.util.files import atomic_write
 
-DARK = ("grokking", "memorization", DIVERGED)  # labels whose colour needs white text (as in the phase diagram)
 MAX_MEASURES = 12  # measures figures inlined in a sweep's report: a 100-job sweep's page stays a few MB
 JOB_COLS = ("status", "phase", "memorization_step", "sustained_grokking_step", "final_test_acc", "best_test_acc",
             "steps_per_s", "wall_time_s")  # fmt: skip

@@ -109,6 +109,8 @@ def check_command_line(args: list[str], conf_dir: Path, main_file: Path = MAIN_F
 def _jobs(overrides: list[str]) -> tuple[list[Any], list[list[str]], list[Any]]:
     """Hydra's parsed overrides, the jobs to check, and a refine sweep's two axes (none for a grid). A refine sweep
     is checked on its coarse grid's four corners, each replicate: the extremes of both ranges."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
     if _choice(overrides, "hydra/sweeper") != SWEEPER:
         if problem := range_problem(overrides):
             raise ConfigError(problem)
@@ -117,8 +119,6 @@ def _jobs(overrides: list[str]) -> tuple[list[Any], list[list[str]], list[Any]]:
     plan = spec.plan()
     corners = [(a, b) for b in (0, plan.steps) for a in (0, plan.steps)]
     jobs = [job for p in corners for job in spec.jobs(p, plan.steps)]
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     return OverridesParser.create().parse_overrides(overrides), jobs, list(spec.axes)
 
 

@@ -120,12 +120,13 @@ def rule_of(config: DictConfig) -> Rule:
     node = OmegaConf.select(config, "hydra.callbacks.aggregate")
     if node is None:
         return DEFAULT_RULE
-    return Rule(node.get("threshold", 0.99), node.get("delay_ratio", 5.0), node.get("min_delay", 100))
+    return Rule(**{f.name: node[f.name] for f in fields(Rule) if f.name in node})
 
 
 def point_labels(root: Path, points: list[PointJobs], rule: Rule) -> dict[Point, str]:
     """Each point's label: the majority of its jobs' labels (a phase, or a status such as failed), or a tie."""
-    jobs = {j.overrides: j for j in find_jobs(root)}
+    wanted = {frozenset(o) for p in points for o in p.jobs}
+    jobs = {j.overrides: j for j in find_jobs(root) if j.overrides in wanted}
     summary = summarize(list(jobs.values()), [], rule)
     label = dict(zip(summary["job"], job_labels(summary), strict=True))
     name = {o: j.name for o, j in jobs.items()}
@@ -141,6 +142,7 @@ def run_sweep(sweeper: Any, arguments: list[str]) -> Plan:
     OmegaConf.save(config, root / PLAN_FILE)
     rule, plan, record, launched = rule_of(config), spec.plan(), spec.record(), 0
     new: list[Point] = list(plan.points)
+    labels: dict[Point, str] = {}
     while new:
         record.rounds.append([PointJobs(p, spec.jobs(p, plan.steps)) for p in new])
         write_record(root, record)
@@ -151,7 +153,7 @@ def run_sweep(sweeper: Any, arguments: list[str]) -> Plan:
             sweeper.validate_batch_is_legal(todo)
             sweeper.launcher.launch(todo, initial_job_idx=launched)
             launched += len(todo)
-        labels = point_labels(root, [p for r in record.rounds for p in r], rule)
+        labels.update(point_labels(root, record.rounds[-1], rule))  # a round's jobs have ended: its labels hold
         new = plan.next_round(labels)
     record.finished = True
     write_record(root, record)
