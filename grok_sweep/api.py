@@ -35,6 +35,7 @@ from grok_sweep.store.layout import (
 )
 from grok_sweep.store.metrics import metrics_exist, read_metrics
 from grok_sweep.store.results import read_result
+from grok_sweep.store.scan import aggregates_stale
 from grok_sweep.store.weights import find_snapshots
 
 
@@ -185,7 +186,7 @@ def load_sweep(sweep_dir: str | Path, device: str = "CPU") -> Sweep:
         is_run = names or (folder / RESULT_FILE).exists()  # a run of run_job has no .hydra folder
         what = "a run folder (use load_run)" if is_run else "not a sweep folder (no job folders in it)"
         raise LoadError(f"{folder} is {what}; it holds: {_listing(folder)}")
-    if _stale(folder, [folder / n for n in names]):
+    if aggregates_stale(folder, [folder / n for n in names]):
         aggregate(folder, echo=lambda *_: None)
     try:
         summary, metrics = pd.read_parquet(folder / SUMMARY_FILE), read_metrics(folder / METRICS_FILE)
@@ -196,16 +197,3 @@ def load_sweep(sweep_dir: str | Path, device: str = "CPU") -> Sweep:
     unreadable = dict(zip(bad["job"], bad["error"], strict=True))
     runs = {name: Run(folder / name, device) for name in names if name not in unreadable}
     return Sweep(folder, summary, metrics, runs, unreadable)
-
-
-def _stale(folder: Path, jobs: list[Path]) -> bool:
-    """Whether the sweep's aggregates are missing or older than a file of one of its jobs."""
-    try:
-        made = min((folder / f).stat().st_mtime for f in (SUMMARY_FILE, METRICS_FILE))
-    except OSError:
-        return True
-    return any(p.stat().st_mtime > made for job in jobs for p in _files(job))
-
-
-def _files(folder: Path) -> list[Path]:
-    return [p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")]

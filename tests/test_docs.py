@@ -27,7 +27,7 @@ from conftest import CONF, ROOT
 README = ROOT / "README.md"
 PAGES = [README, *sorted((ROOT / "docs").rglob("*.md")), ROOT / "benchmarks" / "README.md"]
 # README first, then the guide in reading order, then the other pages: later examples read earlier outputs
-GUIDE = ["sweeps", "outputs", "api", "failures", "config", "clusters", "refine"]
+GUIDE = ["sweeps", "outputs", "api", "share", "failures", "config", "clusters", "refine"]
 RUN_ORDER = [README, *(ROOT / "docs" / "guide" / f"{g}.md" for g in GUIDE)]
 RUN_ORDER += [p for p in sorted((ROOT / "docs").rglob("*.md")) if p not in RUN_ORDER]
 

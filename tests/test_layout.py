@@ -52,7 +52,8 @@ def test_file_names_and_status_words_are_written_in_store_layout_only():
 
 @pytest.mark.parametrize(
     "module", ["grok_sweep.run.config", "grok_sweep.run.precheck", "grok_sweep.aggregate", "grok_sweep.api",
-               "grok_sweep.view.live", "grok_sweep.model", "grok_sweep.model.sizes", "grok_sweep.store.weights"],
+               "grok_sweep.view.live", "grok_sweep.model", "grok_sweep.model.sizes", "grok_sweep.store.weights",
+               "grok_sweep.export.__main__"],
 )  # fmt: skip
 def test_light_modules_import_no_tinygrad(module):
     code = f"import sys, {module}; print('tinygrad' in sys.modules)"

@@ -103,6 +103,24 @@ def test_status_lines_have_one_finished_line_per_job():
     assert len(text) == 3
 
 
+def test_a_finished_job_launched_again_is_not_damaged_while_hydra_rewrites_its_files(tmp_path):
+    from grok_sweep.store.layout import UNREADABLE
+    from test_aggregate import _job
+
+    config = _job(tmp_path, 1.0, 0.5, "completed", mem=50, grok=600) / ".hydra" / "config.yaml"
+    sweep, out = Sweep.from_folder(tmp_path), io.StringIO()
+    lines = Lines(out)
+    lines.update(sweep.scan(), 1.0)
+    config.write_text("")  # Hydra launching the job again has opened its config, not yet written it
+    lines.update(sweep.scan(), 2.0)
+    assert out.getvalue().count(": finished (done)") == 1 and "unreadable" not in out.getvalue()
+    old = time.time() - 10
+    os.utime(config, (old, old))  # still empty long after: damaged, and said once
+    lines.update(sweep.scan(), 3.0)
+    assert [j.state for j in sweep.scan()] == [UNREADABLE]
+    assert out.getvalue().count(": finished (unreadable: .hydra/config.yaml: ") == 1
+
+
 def test_the_table_fits_the_rows_it_is_given():
     from rich.console import Console
 

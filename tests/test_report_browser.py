@@ -47,6 +47,7 @@ def test_the_headline_grids_report_renders_in_chromium_and_fetches_nothing(tmp_p
         cells = [r.locator("td").all_inner_texts() for r in rows]
         names = page.locator("section:has(h2:text-is('Jobs (6)')) thead th").all_inner_texts()
         loaded = page.evaluate("[...document.images].map(i => i.complete && i.naturalWidth > 0)")
+        edges = page.evaluate("[...document.querySelectorAll('body, table')].map(e => e.getBoundingClientRect().right)")
         browser.close()
     assert not [m for m in console if m.startswith(("error", "pageerror"))], console
     assert all(u == url or u.startswith("data:") for u in requests), requests
@@ -54,6 +55,7 @@ def test_the_headline_grids_report_renders_in_chromium_and_fetches_nothing(tmp_p
     assert pixels.shape[0] > 1500 and np.mean(pixels[..., :3] < 0.9) > 0.05  # tall, and not a blank page
     assert headings[:5] == ["What was run", "Phase table", "Phase diagram", "Curves", "Jobs (6)"]
     assert loaded and all(loaded)  # every inlined figure decodes
+    assert max(edges[1:]) <= edges[0] + 1, edges  # every table fits the page: long job names wrap at their commas
     summary = pd.read_parquet(tmp_path / SUMMARY_FILE)
     shown = {c[0]: c[names.index("phase")] for c in cells}
     assert shown == dict(zip(summary["job"], summary["phase"].astype(str), strict=True))

@@ -47,7 +47,8 @@ def table(df: pd.DataFrame, left: tuple[str, ...] = (), cell: Optional[Callable[
           style: Optional[Callable[[str, Any], str]] = None) -> str:  # fmt: skip
     """A DataFrame as an HTML table: `left` columns aligned left, `cell(column, value, row)` the HTML of a cell
     (escaped text if None), `style(column, value)` an inline style for it."""
-    head = "".join(f'<th class="{"l" if c in left else ""}">{esc(c)}</th>' for c in df.columns)
+    # a long column name may wrap after an underscore (sustained_grokking_step), so the table fits the page
+    head = "".join(f'<th class="{"l" if c in left else ""}">{esc(c).replace("_", "_<wbr>")}</th>' for c in df.columns)
     rows = []
     for _, row in df.iterrows():
         tds = []

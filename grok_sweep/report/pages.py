@@ -52,7 +52,8 @@ def phase_tables(panels: list[tuple[str, pd.DataFrame]], rows: Optional[str], co
 
 
 def _job_cell(column: str, value: Any, row: pd.Series) -> str:
-    return f'<a href="{esc(value)}/">{esc(value)}</a>' if column == "job" else esc(value)
+    # a long folder name may wrap after each of its overrides, so the table stays as wide as the page
+    return f'<a href="{esc(value)}/">{esc(value).replace(",", ",<wbr>")}</a>' if column == "job" else esc(value)
 
 
 def job_table(summary: pd.DataFrame, keys: list[str]) -> str:

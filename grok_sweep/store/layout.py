@@ -33,6 +33,10 @@ SUMMARY_FILE = "summary.parquet"  # one row per job (a sweep's METRICS_FILE is o
 PHASE_DIAGRAM_FILE = "phase_diagram.png"
 CURVES_FILE = "curves.png"
 REPORT_FILE = "report.html"  # the sweep's (or run's) story on one self-contained page (grok_sweep/report/)
+# ---- exports of a sweep (or run) folder to trackers (grok_sweep/export/): each tracker's files in its own folder
+WANDB_DIR = "wandb"  # W&B's own name for the folder it writes under `dir`: `wandb sync DIR/wandb/offline-run-*`
+TENSORBOARD_DIR = "tensorboard"  # `tensorboard --logdir DIR/tensorboard`: one event folder per job
+EXPORT_RECORD = "grok_sweep_export.json"  # in each: what of every job was exported (export/record.py)
 # ---- a refine sweep's folder (hydra/sweeper=refine): written by the sweeper before each round
 REFINE_FILE = "refine.json"  # its axes and settings, and the points and jobs of every round so far
 

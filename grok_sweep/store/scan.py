@@ -14,7 +14,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from grok_sweep.store.jobs import Job, job_folders, load_job
-from grok_sweep.store.layout import HYDRA_DIR, METRICS_FILE, SNAPSHOT_DIR
+from grok_sweep.store.layout import HYDRA_DIR, METRICS_FILE, RESULT_FILE, SNAPSHOT_DIR, STATUS_FILE, SUMMARY_FILE
 
 PARALLEL_FROM = 300  # jobs: below, starting the workers costs more than they save
 CHUNK = 64  # job folders per task of a worker
@@ -68,3 +68,22 @@ def read_jobs(folders: list[Path], root: Path) -> list[Job]:
 def find_jobs(root: Path) -> list[Job]:
     """Every job under `root` (store/jobs.job_folders), read back."""
     return read_jobs(job_folders(root), root)
+
+
+def aggregates_stale(root: Path, jobs: list[Path]) -> bool:
+    """Whether the folder's summary.parquet and metrics.parquet are missing or older than a file of one of its jobs
+    that aggregation reads (a run folder's metrics.parquet is the job's own, so only its summary counts)."""
+    own = [SUMMARY_FILE] + ([METRICS_FILE] if jobs != [root] else [])
+    try:
+        made = min((root / f).stat().st_mtime for f in own)
+    except OSError:
+        return True
+    return any(p.stat().st_mtime > made for job in jobs for p in _read_files(job))
+
+
+def _read_files(job: Path) -> list[Path]:
+    """The files of a job folder that its summary row comes from (not its weights, figures or report)."""
+    found = [job / name for name in (RESULT_FILE, STATUS_FILE, METRICS_FILE)]
+    for where in (job / METRICS_FILE, job / HYDRA_DIR):
+        found += where.iterdir() if where.is_dir() else []
+    return [p for p in found if p.is_file()]

@@ -19,6 +19,7 @@ from grok_sweep.store.layout import (
     DIVERGED,
     ENDED,
     FAILED,
+    HYDRA_DIR,
     INTERRUPTED,
     LIVE,
     OVERRIDES_FILE,
@@ -37,6 +38,7 @@ from grok_sweep.store.status import read_status
 
 FINAL = (*ENDED.values(), UNREADABLE)
 STALE_S = 10.0  # a status this old, of a job no process holds, is an interrupted job's
+HYDRA_WRITE_S = 2.0  # a damaged .hydra file this new is being written by Hydra: damage only if it stays
 
 
 @dataclass
@@ -101,9 +103,10 @@ class Sweep:
         return views
 
     def damage(self, folder: Path) -> Optional[str]:
-        """An ended job's first unreadable file and why (None if all read). store/scan.py reads a job again only
-        when its files change, and keeps it for the sweep's aggregation in this process."""
-        return read_jobs([folder], self.root)[0].damage
+        """An ended job's first unreadable file and why (None if all read), but for a Hydra file being written now.
+        store/scan.py reads a job again only when its files change, and keeps it for the sweep's aggregation in this
+        process."""
+        return next((d for d in read_jobs([folder], self.root)[0].damaged if not _being_written(folder, d)), None)
 
     def _follow_record(self) -> None:
         """A refine sweep plans its jobs round by round: the planned ones are those of its record so far."""
@@ -137,6 +140,16 @@ class Sweep:
             if not isinstance(loaded, ListConfig):  # created, not written yet (an empty file loads as {})
                 continue
             self.folders[frozenset(OmegaConf.to_container(loaded))] = folder
+
+
+def _being_written(folder: Path, damage: str) -> bool:
+    """Whether a damaged file ('path: reason') is one of .hydra that Hydra wrote a moment ago: Hydra rewrites them,
+    not atomically, each time it launches the job, a finished one too (which then skips it)."""
+    name = damage.split(": ", 1)[0]
+    try:
+        return name.startswith(f"{HYDRA_DIR}/") and time.time() - (folder / name).stat().st_mtime < HYDRA_WRITE_S
+    except OSError:
+        return False
 
 
 def read_job(folder: Optional[Path], name: str) -> JobView:
