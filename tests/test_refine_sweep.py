@@ -137,6 +137,21 @@ def test_a_damaged_record_is_said_and_the_sweep_aggregated_as_a_grid(basic, tmp_
     assert "round" not in summary and len(summary) == len(list(folder.glob(f"*/{RESULT_FILE}")))
 
 
+@pytest.mark.parametrize(
+    ("rows", "cols", "axes", "said"),
+    [("weight_decay", None, ("weight_decay", "train_ratio"), False),
+     (None, "seed", ("train_ratio", "weight_decay"), True),
+     ("width", "train_ratio", ("weight_decay", "train_ratio"), True)],
+)  # fmt: skip
+def test_rows_and_cols_orient_a_refine_sweeps_table_and_a_key_off_its_ranges_is_said(basic, rows, cols, axes, said):
+    lines: list[str] = []
+    aggregate(basic[0], rows, cols, echo=lines.append, figures=False)
+    table = next(line for line in lines if "phase table" in line)
+    assert f"(rows {axes[0]}, columns {axes[1]};" in table
+    warned = [line for line in lines if line.startswith("warning: ")]
+    assert bool(warned) == said and all("on its two ranges, train_ratio and weight_decay" in w for w in warned)
+
+
 def test_the_view_follows_the_rounds_of_the_record(basic):
     folder, _ = basic
     sweep = Sweep.from_overrides(folder, [*TINY, *RANGES])  # as the view starts: no job known yet

@@ -64,6 +64,20 @@ def _choose_axes(jobs: list[Job], keys: list[str], rows: Optional[str], cols: Op
     return rows, cols, [*keys, *(k for k in (rows, cols) if k and k not in keys)]
 
 
+def _refine_axes(ranges: list[str], rows: Optional[str], cols: Optional[str], echo) -> tuple[str, str]:
+    """A refine sweep's rows and columns: its two ranges, oriented as --rows/--cols ask; a key that is not one of
+    them is said and left out."""
+    for name, key in (("--rows", rows), ("--cols", cols)):
+        if key is not None and key not in ranges:
+            echo(f"warning: {name} {key} left out: a refine sweep's table and diagram are on its two ranges, "
+                 f"{' and '.join(ranges)}")  # fmt: skip
+    rows, cols = (k if k in ranges else None for k in (rows, cols))
+    cols = None if cols == rows else cols
+    if rows is None and cols is None:
+        return default_axes(ranges)
+    return (rows or next(k for k in ranges if k != cols)), (cols or next(k for k in ranges if k != rows))
+
+
 def aggregate(root: str | Path, rows: Optional[str] = None, cols: Optional[str] = None, rule: Rule = DEFAULT_RULE,
               echo=print, figures: bool = True) -> tuple[pd.DataFrame, dict[str, Path]]:  # fmt: skip
     """Write the sweep's metrics.parquet, summary.parquet and (if `figures`) figures into `root`; print the
@@ -78,8 +92,7 @@ def aggregate(root: str | Path, rows: Optional[str] = None, cols: Optional[str] 
     keys = swept_keys(jobs, planned_keys)
     record = _record(root, echo)
     if record is not None:  # a refine sweep: its table and diagram are on its two ranges
-        ranges = [a["key"] for a in record.axes]
-        rows, cols = (rows, cols) if {rows, cols} == set(ranges) else default_axes(ranges)
+        rows, cols = _refine_axes([a["key"] for a in record.axes], rows, cols, echo)
     rows, cols, keys = _choose_axes(jobs, keys, rows, cols)
     order = [k for k in (rows, cols) if k] + [k for k in keys if k not in (rows, cols)]
     summary = summarize(jobs, keys, rule).sort_values([*order, "job"], kind="stable", ignore_index=True)
