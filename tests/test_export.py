@@ -191,6 +191,16 @@ def test_tensorboard_event_folders_hold_every_job_its_config_and_rows_and_a_seco
     again_adds_nothing(sweep, TENSORBOARD_DIR, len(want), capsys)
 
 
+def test_a_damaged_summary_is_made_again_from_the_jobs(tmp_path):
+    pytest.importorskip("tensorboard")
+    sweep = fake_sweep(tmp_path / "sweep")
+    export(sweep, TENSORBOARD_DIR, echo=lambda *_: None)  # aggregates first: summary.parquet is written
+    (sweep / SUMMARY_FILE).write_bytes(b"PAR1 cut short")
+    shutil.rmtree(sweep / TENSORBOARD_DIR)
+    assert len(export(sweep, TENSORBOARD_DIR, echo=lambda *_: None)) == 6
+    assert len(pd.read_parquet(sweep / SUMMARY_FILE)) == 6
+
+
 def test_a_run_folder_exports_as_one_run_named_by_its_folder(tmp_path):
     pytest.importorskip("tensorboard")
     run = _job(tmp_path, 1.0, 0.5, "completed", mem=50, grok=600)

@@ -68,7 +68,11 @@ def _summary(folder: Path, folders: list[Path]) -> pd.DataFrame:
     """The folder's summary.parquet, as the last aggregation wrote it (its phase rule); made first if stale."""
     if aggregates_stale(folder, folders):
         aggregate(folder, echo=lambda *_: None, figures=False)
-    return pd.read_parquet(folder / SUMMARY_FILE)
+    try:
+        return pd.read_parquet(folder / SUMMARY_FILE)
+    except Exception:  # noqa: BLE001 - a damaged summary.parquet is made again from the jobs, as load_sweep does
+        aggregate(folder, echo=lambda *_: None, figures=False)
+        return pd.read_parquet(folder / SUMMARY_FILE)
 
 
 def _job(job: Job, row: dict[str, Any], keys: list[str], folder: Path) -> JobData:
