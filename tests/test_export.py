@@ -201,6 +201,20 @@ def test_a_damaged_summary_is_made_again_from_the_jobs(tmp_path):
     assert len(pd.read_parquet(sweep / SUMMARY_FILE)) == 6
 
 
+def test_a_damaged_export_record_is_said_and_the_jobs_written_again_without_duplicates(tmp_path):
+    pytest.importorskip("wandb")
+    pytest.importorskip("tensorboard")
+    sweep = fake_sweep(tmp_path / "sweep")
+    for tracker in (WANDB_DIR, TENSORBOARD_DIR):
+        export(sweep, tracker, echo=lambda *_: None)
+        (sweep / tracker / EXPORT_RECORD).write_text('{"offline": {"train_ratio=')
+        said: list[str] = []
+        assert len(export(sweep, tracker, echo=said.append)) == 6
+        assert said[0].startswith("warning: ") and EXPORT_RECORD in said[0] and len(said) == 2
+    assert len(wandb_runs(sweep)) == 6 and len(list((sweep / WANDB_DIR).glob("offline-run-*"))) == 6
+    assert all(len(list(job.iterdir())) == 1 for job in (sweep / TENSORBOARD_DIR).iterdir() if job.is_dir())
+
+
 def test_a_run_folder_exports_as_one_run_named_by_its_folder(tmp_path):
     pytest.importorskip("tensorboard")
     run = _job(tmp_path, 1.0, 0.5, "completed", mem=50, grok=600)
