@@ -125,12 +125,19 @@ def test_wandb_offline_runs_hold_every_job_its_config_and_rows_and_a_second_expo
     again_adds_nothing(sweep, WANDB_DIR, len(want), capsys)
 
 
-def test_a_job_that_moved_on_replaces_its_earlier_run_and_events(tmp_path):
+@pytest.fixture
+def exported(tmp_path):
+    """The fake sweep, exported once to both trackers."""
     pytest.importorskip("wandb")
     pytest.importorskip("tensorboard")
     sweep = fake_sweep(tmp_path / "sweep")
     for tracker in (WANDB_DIR, TENSORBOARD_DIR):
         export(sweep, tracker, echo=lambda *_: None)
+    return sweep
+
+
+def test_a_job_that_moved_on_replaces_its_earlier_run_and_events(exported):
+    sweep = exported
     late = sweep / "train_ratio=0.3,weight_decay=1.0"  # not started at the first export; it ends now
     _metrics(50, 400, 700).to_parquet(late / METRICS_FILE)
     (late / "result.json").write_text(json.dumps({"status": "completed", "steps_run": 700}))
@@ -201,12 +208,9 @@ def test_a_damaged_summary_is_made_again_from_the_jobs(tmp_path):
     assert len(pd.read_parquet(sweep / SUMMARY_FILE)) == 6
 
 
-def test_a_damaged_export_record_is_said_and_the_jobs_written_again_without_duplicates(tmp_path):
-    pytest.importorskip("wandb")
-    pytest.importorskip("tensorboard")
-    sweep = fake_sweep(tmp_path / "sweep")
+def test_a_damaged_export_record_is_said_and_the_jobs_written_again_without_duplicates(exported):
+    sweep = exported
     for tracker in (WANDB_DIR, TENSORBOARD_DIR):
-        export(sweep, tracker, echo=lambda *_: None)
         (sweep / tracker / EXPORT_RECORD).write_text('{"offline": {"train_ratio=')
         said: list[str] = []
         assert len(export(sweep, tracker, echo=said.append)) == 6
