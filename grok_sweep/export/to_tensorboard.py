@@ -20,6 +20,7 @@ RESULTS = ("final_test_acc", "best_test_acc", "memorization_step", "grokking_ste
 RESULT_TAG = "result/{}"  # their scalars' tags, at a job's last step
 CONFIG_TAG = "config"  # the resolved config, a Markdown table in the Text tab
 EVENTS_GLOB = "events.out.tfevents.*"
+QUEUE = 50_000  # events held for the writer thread at most: bounds memory on a job of very many steps
 
 
 def load_tensorboard() -> dict[str, Any]:
@@ -59,7 +60,9 @@ def _scalars(tb: dict[str, Any], values: dict[str, float]) -> Any:
 
 
 def _write_job(tb: dict[str, Any], folder: Path, job: JobData) -> None:
-    writer, now, event = tb["writer"](str(folder)), time.time(), tb["event"].Event
+    # a queue as long as the job's rows (at most QUEUE): adding an event rarely waits for the writer thread
+    writer = tb["writer"](str(folder), max_queue_size=min(len(job.metrics) + 8, QUEUE))
+    now, event = time.time(), tb["event"].Event
     params = tb["hp"].hparams_pb({k: hparam(v) for k, v in job.swept.items()}, trial_id=job.name)
     writer.add_event(event(wall_time=now, step=0, summary=params))
     writer.add_event(event(wall_time=now, step=0, summary=_text(tb, CONFIG_TAG, config_table(job.config))))
