@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
+from grok_sweep.export.source import JobData
 from grok_sweep.store.damage import Damaged
 from grok_sweep.store.integrity import read_json
 from grok_sweep.store.layout import EXPORT_RECORD
@@ -31,9 +35,11 @@ class Record:
             self.all[kind] = {}
         self.jobs: dict[str, dict[str, Any]] = self.all[kind]
 
-    def done(self, name: str, fingerprint: str) -> bool:
-        """Whether the job was exported as it is now."""
-        return self.jobs.get(name, {}).get("fingerprint") == fingerprint
+    def changed(self, jobs: list[JobData], desc: str) -> Iterator[JobData]:
+        """The jobs not exported as they are now, under a progress bar named `desc`."""
+        todo = [j for j in jobs if self.jobs.get(j.name, {}).get("fingerprint") != j.fingerprint]
+        with tqdm(todo, desc=desc, unit="job", disable=len(todo) < 2, leave=False) as bar:
+            yield from bar
 
     def save(self, name: str, **entry: Any) -> None:
         """Note a job as exported, and write the record (after every job: an interrupted export keeps its work)."""

@@ -10,8 +10,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from grok_sweep.export.record import Record
 from grok_sweep.export.source import ExportError, JobData, Source, measured
 from grok_sweep.store.layout import TENSORBOARD_DIR
@@ -93,12 +91,12 @@ def export_tensorboard(source: Source, echo=print) -> list[str]:
     tb = load_tensorboard()
     out = source.folder / TENSORBOARD_DIR
     record = Record(out, "events", echo)
-    todo = [j for j in source.jobs if not record.done(j.name, j.fingerprint)]
-    with tqdm(todo, desc="TensorBoard runs", unit="job", disable=len(todo) < 2, leave=False) as bar:
-        for job in bar:
-            shutil.rmtree(out / job.name, ignore_errors=True)  # a job's events are written whole
-            _write_job(tb, out / job.name, job)
-            record.save(job.name, fingerprint=job.fingerprint, last_step=job.last_step)
-    if todo or not any(out.glob(EVENTS_GLOB)):
+    written = []
+    for job in record.changed(source.jobs, "TensorBoard runs"):
+        shutil.rmtree(out / job.name, ignore_errors=True)  # a job's events are written whole
+        _write_job(tb, out / job.name, job)
+        record.save(job.name, fingerprint=job.fingerprint, last_step=job.last_step)
+        written.append(job.name)
+    if written or not any(out.glob(EVENTS_GLOB)):
         _write_experiment(tb, out, source)
-    return [j.name for j in todo]
+    return written

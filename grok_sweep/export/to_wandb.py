@@ -10,8 +10,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from grok_sweep.export.record import Record, run_id
 from grok_sweep.export.source import ExportError, JobData, Source, measured
 from grok_sweep.store.layout import WANDB_DIR
@@ -60,11 +58,11 @@ def export_wandb(source: Source, online: bool = False, project: str = PROJECT, e
     """Write (or update) the W&B run of every job that changed since the last export; the jobs written."""
     wandb = load_wandb()
     record = Record(source.folder / WANDB_DIR, "online" if online else "offline", echo)
-    todo = [j for j in source.jobs if not record.done(j.name, j.fingerprint)]
-    with tqdm(todo, desc="W&B runs", unit="job", disable=len(todo) < 2, leave=False) as bar:
-        for job in bar:
-            _export_job(wandb, source, job, record, online, project)
-    return [j.name for j in todo]
+    written = []
+    for job in record.changed(source.jobs, "W&B runs"):
+        _export_job(wandb, source, job, record, online, project)
+        written.append(job.name)
+    return written
 
 
 def _export_job(wandb: Any, source: Source, job: JobData, record: Record, online: bool, project: str) -> None:
