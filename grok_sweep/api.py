@@ -153,11 +153,12 @@ class Sweep:
         return f"Sweep({str(self.folder)!r}, jobs={len(self.summary)})"
 
     def _repr_html_(self) -> str:  # Jupyter's view of it: the phase table and diagram
+        from grok_sweep.aggregate.summary import summary_keys
         from grok_sweep.aggregate.table import default_axes, phase_panels, with_text
         from grok_sweep.report.notebook import sweep_view
 
         s = self.summary
-        keys = [c for c in s.columns[1 : list(s.columns).index("status")] if c not in ("seed", "round", "cell")]
+        keys = summary_keys(s)  # the seed among them: the table's axes and panels leave it out
         rows, cols = default_axes(keys)
         coarse = s[s["round"] == 0] if "round" in s else s  # a refine sweep's table: its coarse grid
         split = [(t, with_text(cells)) for t, cells in phase_panels(coarse, keys, rows, cols)]

@@ -19,6 +19,13 @@ SUMMARY_TAIL = ("status", "steps_run", *STEP_COLS, "phase", "final_test_acc", "b
                 *(f"final_{c}" for c in COLLAPSE_COLS), "wall_time_s", "steps_per_s", "error")  # fmt: skip
 
 
+def summary_keys(summary: pd.DataFrame) -> list[str]:
+    """The swept keys of a summary table as summarize wrote it (the seed among them), without the round and cell a
+    refine sweep adds after them (aggregate/refined.py)."""
+    cols = list(summary.columns)
+    return [c for c in cols[1 : cols.index("status")] if c not in ("round", "cell")]
+
+
 def swept_keys(jobs: list[Job], planned: list[str]) -> list[str]:
     """Keys the sweep varies: those it was asked to sweep, else those that differ between jobs."""
     if planned:

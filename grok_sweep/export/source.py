@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from grok_sweep.aggregate import aggregate
-from grok_sweep.aggregate.summary import SUMMARY_TAIL
+from grok_sweep.aggregate.summary import SUMMARY_TAIL, summary_keys
 from grok_sweep.store.jobs import Job, job_folders
 from grok_sweep.store.layout import SUMMARY_FILE
 from grok_sweep.store.scan import aggregates_stale, read_jobs
@@ -93,8 +93,7 @@ def read_source(folder: Path) -> Source:
         raise ExportError(f"{folder} is not a grok_sweep sweep or run folder (no job folder with a .hydra folder in "
                           f"it); give the folder that `python -m grok_sweep` printed")  # fmt: skip
     summary = _summary(folder, folders)
-    keys = list(summary.columns[1 : list(summary.columns).index("status")])
-    keys = [k for k in keys if k not in ("round", "cell") and (k != "seed" or summary["seed"].nunique() > 1)]
+    keys = [k for k in summary_keys(summary) if k != "seed" or summary["seed"].nunique() > 1]
     rows = {r["job"]: r for r in summary.to_dict("records")}
     jobs = [_job(j, rows.get(j.name, {}), keys, folder) for j in read_jobs(folders, folder)]
     return Source(folder, "/".join(folder.resolve().parts[-2:]), keys, jobs)
