@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
+from grok_sweep.aggregate.lookup import find_job, parse_values
 from grok_sweep.data.tasks import all_pairs, encode, every_pair, job_split
 from grok_sweep.store import safetensors
 from grok_sweep.store.jobs import job_folders, load_job
@@ -35,7 +36,7 @@ from grok_sweep.store.layout import (
 )
 from grok_sweep.store.metrics import metrics_exist, read_metrics
 from grok_sweep.store.results import read_result
-from grok_sweep.store.scan import aggregates_stale
+from grok_sweep.store.scan import aggregates_stale, folder_problem
 from grok_sweep.store.weights import find_snapshots
 
 
@@ -141,6 +142,22 @@ class Run:
         return job_split(self.config)
 
 
+class Runs(dict):
+    """Job name (its folder, relative to the sweep's) -> Run; a key that is no folder's name is read as the job's
+    swept values, `"train_ratio=0.5,weight_decay=1.0"` (Sweep.run)."""
+
+    def __init__(self, runs: dict[str, Run], sweep: Sweep):
+        super().__init__(runs)
+        self._sweep = sweep
+
+    def __missing__(self, name: str) -> Run:
+        try:
+            values = parse_values(name)
+        except ValueError:
+            raise KeyError(f"no job folder {name!r} in {self._sweep.folder}") from None
+        return self._sweep.run(**values)
+
+
 @dataclass
 class Sweep:
     folder: Path
@@ -148,6 +165,21 @@ class Sweep:
     metrics: pd.DataFrame  # as the sweep's metrics.parquet: every job's rows
     runs: dict[str, Run]  # job name (its folder, relative to the sweep's) -> Run, for every readable job
     unreadable: dict[str, str]  # job name -> its damaged file and why (status `unreadable` in the summary)
+
+    def __post_init__(self) -> None:
+        self.runs = Runs(self.runs, self)
+
+    def run(self, **values: Any) -> Run:
+        """The one job with these swept values, `sweep.run(train_ratio=0.5, weight_decay=1.0)` (a dotted key as
+        `**{"optim.lr": 0.01}`); LoadError naming the nearest jobs if none has them, or the keys to add if several
+        do (the seeds of a cell)."""
+        try:
+            name = find_job(self.summary, values)
+        except LookupError as err:
+            raise LoadError(f"{self.folder}: {err}") from None
+        if name in self.unreadable:
+            raise LoadError(f"{self.folder / name}: {self.unreadable[name]}; run its command again to repair it")
+        return dict.__getitem__(self.runs, name)
 
     def __repr__(self) -> str:
         return f"Sweep({str(self.folder)!r}, jobs={len(self.summary)})"
@@ -180,8 +212,8 @@ def load_sweep(sweep_dir: str | Path, device: str = "CPU") -> Sweep:
     from grok_sweep.aggregate import aggregate
 
     folder = Path(sweep_dir)
-    if not folder.is_dir():
-        raise LoadError(f"{folder}: no such folder")
+    if problem := folder_problem(folder):
+        raise LoadError(problem)
     names = [f.relative_to(folder).as_posix() for f in job_folders(folder)]
     if not names or names == ["."]:
         is_run = names or (folder / RESULT_FILE).exists()  # a run of run_job has no .hydra folder

@@ -219,3 +219,26 @@ def test_reading_in_worker_processes_gives_what_reading_here_gives(tmp_path, mon
     for a, b in zip(here, there, strict=True):
         assert (a.config, a.overrides, a.result, a.damaged) == (b.config, b.overrides, b.result, b.damaged)
         pd.testing.assert_frame_equal(a.metrics, b.metrics)
+
+
+def test_a_folder_of_several_sweeps_or_a_file_is_refused_naming_what_to_give(sweep, tmp_path):
+    day = tmp_path / "2026-12-06"
+    for time in ("10-00-00", "11-00-00"):  # two sweeps of one day, the same config in each
+        (day / time).mkdir(parents=True)
+        (day / time / "multirun.yaml").write_text((sweep / "multirun.yaml").read_text())
+        _job(day / time, 1.0, 0.5, "completed", mem=50, grok=600)
+    with pytest.raises(AggregateError, match=r"holds 2 sweep folder\(s\), not one sweep: 10-00-00, 11-00-00; "
+                                             rf"aggregate each on its own, e\.g\. .* {day / '10-00-00'}$"):  # fmt: skip
+        aggregate(day)
+    assert not (day / "summary.parquet").exists()
+    with pytest.raises(AggregateError, match=rf"multirun.yaml is a file; give the folder .* \({sweep}\)"):
+        aggregate(sweep / "multirun.yaml")
+
+
+def test_a_sweep_of_seeds_alone_has_one_cell_and_its_report_the_folders_date_and_time(tmp_path):
+    root = tmp_path / "2026-12-06" / "10-00-00"
+    _seed_sweep(root, 1, 2)
+    printed = []
+    aggregate(root, echo=printed.append)
+    assert "\nphase table (one cell, every job; phase @median sustained grokking step)" in printed
+    assert "<title>grok_sweep sweep: 2026-12-06/10-00-00</title>" in (root / "report.html").read_text()

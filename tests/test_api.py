@@ -122,3 +122,17 @@ def test_load_sweep_aggregates_first_when_the_aggregates_are_missing(sweep):
     got = load_sweep(sweep).summary
     assert (sweep / "summary.parquet").exists()
     pd.testing.assert_frame_equal(got, want)
+
+
+def test_a_job_is_found_by_its_swept_values_whatever_else_its_folder_name_holds(sweep):
+    loaded = load_sweep(sweep)  # job folders are named by every override: modulus=7,...,seed=1,...
+    for seed in (0, 1):
+        run = loaded.run(seed=seed)
+        assert run.config.seed == seed and loaded.runs[f"seed={seed}"].folder == run.folder
+        assert loaded.runs[run.folder.name].folder == run.folder  # its folder name
+    with pytest.raises(LoadError, match=r"no job has seed=5; the nearest: seed=0; seed=1"):
+        loaded.run(seed=5)
+    with pytest.raises(LoadError, match=r"weight_decay: not swept in this sweep; its swept keys: seed"):
+        loaded.runs["weight_decay=1.0"]
+    with pytest.raises(KeyError, match="no job folder 'nope'"):
+        loaded.runs["nope"]

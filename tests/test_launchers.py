@@ -128,6 +128,42 @@ def test_real_slurm_matches_joblib(joblib_sweep, tmp_path):
     assert_same(joblib_sweep, sweep)
 
 
+@pytest.mark.skipif(not os.environ.get("GROK_SWEEP_SLURM"), reason="opt-in: bash .ci/slurm-up; GROK_SWEEP_SLURM=1")
+@needs("hydra_plugins.hydra_submitit_launcher")
+def test_a_preempted_slurm_task_is_requeued_and_resumes_from_the_step_it_was_on(tmp_path):
+    sweep = tmp_path / "slurm"
+    cmd = [sys.executable, "-m", "grok_sweep", "-m", "hydra/launcher=slurm", "hydra.launcher.partition=debug",
+           "seed=0", *TINY, "steps=100000", "train.early_stop=0", f"hydra.sweep.dir={sweep}"]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 300
+    while not any(_step(f) > 2000 for f in sweep.glob("*/status.json")):
+        assert proc.poll() is None and time.monotonic() < deadline, "the job never trained"
+        time.sleep(0.2)
+    job_id = _slurm_job(sweep)
+    # what SLURM sends a task it preempts or times out, as submitit asks (--signal=USR2@...)
+    subprocess.run(["scancel", "--signal=USR2", job_id], check=True, timeout=60)
+    out = proc.communicate(timeout=900)[0]  # SLURM holds a requeued task back a minute or two
+    assert proc.returncode == 0, out[-3000:]
+    [folder] = [p.parent for p in sweep.glob("*/result.json")]
+    log = (folder / "grok_sweep.log").read_text()
+    stopped = int(log.split("interrupted at step ")[1].split(":")[0])
+    result = json.loads((folder / "result.json").read_text())
+    assert result["status"] == "completed" and result["resumed_from_step"] == stopped > 2000, log[-2000:]
+
+
+def _step(status: Path) -> int:
+    try:
+        return json.loads(status.read_text())["step"]
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def _slurm_job(sweep: Path) -> str:
+    """The SLURM job id of the sweep's one task (submitit's folder of it)."""
+    [job] = [p.name.split("_")[0] for p in (sweep / ".submitit").iterdir() if p.name[0].isdigit()]
+    return job
+
+
 @pytest.mark.skipif(not os.environ.get("GROK_SWEEP_RAY"), reason="opt-in: bash .ci/ray-up; GROK_SWEEP_RAY=1")
 @needs("hydra_plugins.hydra_ray_launcher")
 def test_ray_matches_joblib(joblib_sweep, tmp_path):

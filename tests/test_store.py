@@ -2,6 +2,7 @@ import threading
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from grok_sweep.store.layout import TRAIN_COLS
 from grok_sweep.store.metrics import read_metrics
@@ -51,8 +52,9 @@ def _arrays() -> dict[str, np.ndarray]:
     }
 
 
-def test_safetensors_files_are_byte_for_byte_those_of_tinygrads_safe_save(tmp_path):
-    # written with numpy so a GPU job needs no CPU compiler; tinygrad's readers must still read them as before
+def test_safetensors_files_are_read_both_ways_with_tinygrad(tmp_path):
+    # written from numpy so a GPU job needs no CPU compiler; tinygrad reads ours, and we read tinygrad's safe_save
+    # files, which are byte for byte those earlier versions of grok_sweep wrote
     from tinygrad import Tensor
     from tinygrad.nn.state import safe_load, safe_save
 
@@ -62,10 +64,33 @@ def test_safetensors_files_are_byte_for_byte_those_of_tinygrads_safe_save(tmp_pa
     meta = {"grok_sweep": '{"step": 3}'}
     safe_save({k: Tensor(v, device="CPU") for k, v in arrays.items()}, str(tmp_path / "tiny.safetensors"), meta)
     safetensors.write(tmp_path / "ours.safetensors", arrays, meta)
-    assert (tmp_path / "ours.safetensors").read_bytes() == (tmp_path / "tiny.safetensors").read_bytes()
     loaded = safe_load(str(tmp_path / "ours.safetensors"))
+    theirs = safetensors.read(tmp_path / "tiny.safetensors")
+    assert safetensors.metadata(tmp_path / "tiny.safetensors") == meta
     for k, v in arrays.items():
         np.testing.assert_array_equal(loaded[k].to("CPU").numpy(), v)
+        assert theirs[k].dtype == v.dtype and theirs[k].shape == v.shape
+        np.testing.assert_array_equal(theirs[k], v)
+
+
+@pytest.mark.parametrize(("damage", "reason"), [
+    (lambda b: b"", r"empty \(0 bytes\)"),
+    (lambda b: b[:5], "header too small"),
+    (lambda b: b[:-3], "incomplete metadata, file not fully covered"),
+    (lambda b: b"\xff" * 8 + b[8:], "header too large"),
+])  # fmt: skip
+def test_a_damaged_safetensors_file_is_refused_with_its_reason(tmp_path, damage, reason):
+    from grok_sweep.store import safetensors
+    from grok_sweep.store.damage import Damaged
+    from grok_sweep.store.integrity import check_safetensors
+
+    path = tmp_path / "model.safetensors"
+    safetensors.write(path, _arrays(), {"k": "v"})
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(Damaged, match=reason):
+        check_safetensors(path)
+    with pytest.raises(Exception, match=reason):
+        safetensors.read(path)
 
 
 def test_safetensors_read_gives_back_every_array_and_the_header_its_metadata(tmp_path):
@@ -74,9 +99,9 @@ def test_safetensors_read_gives_back_every_array_and_the_header_its_metadata(tmp
     arrays, path = _arrays(), tmp_path / "x.safetensors"
     safetensors.write(path, arrays, {"k": "v"})
     back = safetensors.read(path)
-    assert list(back) == list(arrays)
+    assert sorted(back) == sorted(arrays)
     for k, v in arrays.items():
         assert back[k].dtype == v.dtype and back[k].shape == v.shape
         np.testing.assert_array_equal(back[k], v)
         assert back[k].flags.writeable  # a copy, not a view of the file's bytes
-    assert safetensors.header(path)["__metadata__"] == {"k": "v"}
+    assert safetensors.metadata(path) == {"k": "v"}

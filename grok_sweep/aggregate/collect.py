@@ -33,7 +33,7 @@ from grok_sweep.store.layout import (
 )
 from grok_sweep.store.plan import planned_jobs
 from grok_sweep.store.refine_record import Record, read_record
-from grok_sweep.store.scan import find_jobs
+from grok_sweep.store.scan import find_jobs, folder_problem
 from grok_sweep.util.errors import first_line
 from grok_sweep.util.files import atomic_write
 
@@ -83,8 +83,8 @@ def aggregate(root: str | Path, rows: Optional[str] = None, cols: Optional[str] 
     """Write the sweep's metrics.parquet, summary.parquet and (if `figures`) figures into `root`; print the
     phase table."""
     root = Path(root)
-    if not root.is_dir():
-        raise AggregateError(f"{root}: no such folder")
+    if problem := folder_problem(root):
+        raise AggregateError(problem)
     jobs = find_jobs(root)
     planned, planned_keys = planned_jobs(root)
     if not jobs:
@@ -211,8 +211,8 @@ def run_line(job: pd.Series, threshold: float) -> str:
 
 def _report(echo, split, rows, cols, summary, missing, ref: Optional[Refined] = None) -> None:
     for title, cells in split:
-        echo(f"\nphase table{': ' + title if title else ''} (rows {rows or '-'}, columns {cols or '-'}; "
-             f"phase @median sustained grokking step)")  # fmt: skip
+        axes = ", ".join(f"{w} {k}" for w, k in (("rows", rows), ("columns", cols)) if k) or "one cell, every job"
+        echo(f"\nphase table{': ' + title if title else ''} ({axes}; phase @median sustained grokking step)")
         echo(phase_table(cells, rows, cols).to_string())
     if ref is not None:
         segments = ref.boundary()

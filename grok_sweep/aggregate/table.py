@@ -11,7 +11,7 @@ from typing import Optional
 import pandas as pd
 
 from grok_sweep.detect import PHASES
-from grok_sweep.store.layout import DIVERGED, FAILED, INCOMPLETE, RUNNING, TRAINED, UNREADABLE
+from grok_sweep.store.layout import DIVERGED, FAILED, INCOMPLETE, INTERRUPTED, RUNNING, TRAINED, UNREADABLE
 
 
 def default_axes(keys: list[str]) -> tuple[Optional[str], Optional[str]]:
@@ -41,7 +41,7 @@ def panels(summary: pd.DataFrame, keys: list[str]) -> list[tuple[str, pd.DataFra
     return out
 
 
-LABEL_ORDER = (*PHASES, DIVERGED, FAILED, UNREADABLE, RUNNING, INCOMPLETE)
+LABEL_ORDER = (*PHASES, DIVERGED, FAILED, UNREADABLE, RUNNING, INTERRUPTED, INCOMPLETE)
 
 
 def phase_panels(summary: pd.DataFrame, keys: list[str], rows: Optional[str],

@@ -9,7 +9,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from grok_sweep.detect.refine import TIE
-from grok_sweep.store.layout import DIVERGED, FAILED, INCOMPLETE, RUNNING, UNREADABLE
+from grok_sweep.store.layout import DIVERGED, FAILED, INCOMPLETE, INTERRUPTED, RUNNING, UNREADABLE
 from grok_sweep.util.files import atomic_write
 
 COLORS = {
@@ -21,6 +21,7 @@ COLORS = {
     FAILED: "#999999",
     UNREADABLE: "#a65628",
     RUNNING: "#f0f0f0",
+    INTERRUPTED: "#fee391",
     INCOMPLETE: "#dddddd",
     TIE: "#fbb4ae",  # a refine sweep's point whose replicates split evenly
 }

@@ -21,6 +21,11 @@ JOB_COLS = ("status", "phase", "memorization_step", "sustained_grokking_step", "
             "steps_per_s", "wall_time_s")  # fmt: skip
 
 
+def folder_title(folder: Path) -> str:
+    """A sweep's or run's name on its page: its folder's last two parts, outputs' `<date>/<time>`."""
+    return "/".join(folder.absolute().parts[-2:])
+
+
 def _colour(label: Any) -> str:
     if label not in COLORS:
         return ""
@@ -94,7 +99,7 @@ def sweep_report(path: Path, about: list[tuple[str, Any]], config: str, summary:
         ("Progress measures", measured),
         ("Failed, diverged or unreadable jobs", failures(summary)),
     ]  # fmt: skip
-    text = page(f"grok_sweep sweep: {path.parent.name}", sections)
+    text = page(f"grok_sweep sweep: {folder_title(path.parent)}", sections)
     atomic_write(path, lambda p: p.write_text(text))
     return path
 
@@ -110,6 +115,6 @@ def run_report(path: Path, about: list[tuple[str, Any]], config: str, line: str,
         ("Progress measures", "".join(image(p, "progress measures") for p in figures["measures"])),
         ("Result", pairs(sorted(shown.items()))),
     ]
-    text = page(f"grok_sweep run: {path.parent.name}", sections)
+    text = page(f"grok_sweep run: {folder_title(path.parent)}", sections)
     atomic_write(path, lambda p: p.write_text(text))
     return path

@@ -10,7 +10,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, Optional
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from grok_sweep.data.tasks import MEASURED, operation_problem, split_sizes
 from grok_sweep.run.config import GROKFAST, LOSSES, Config
@@ -34,9 +34,25 @@ def problems(cfg: DictConfig | Config) -> list[str]:
         if not ok:
             found.append(f"{key}={value!r} is not allowed: {allowed}")
 
+    for key, value in _floats(cfg):  # inf passes `lr > 0`, nan fails every comparison: one word for both
+        check(math.isfinite(value), key, value, "a finite number")
+    if found:
+        return found
     for part in (_task_problems, _model_problems, _optim_problems, _train_problems, _grokfast_problems,
                  _loss_problems):  # fmt: skip
         part(cfg, check)
+    return found
+
+
+def _floats(cfg: DictConfig | Config, prefix: str = "") -> list[tuple[str, float]]:
+    """Every float value of the config, by its dotted key; every float key of the schema means a finite number."""
+    node = cfg if isinstance(cfg, DictConfig) else OmegaConf.structured(cfg)
+    found = []
+    for key, value in node.items():
+        if isinstance(value, DictConfig):
+            found += _floats(value, f"{prefix}{key}.")
+        elif isinstance(value, float):
+            found.append((f"{prefix}{key}", value))
     return found
 
 

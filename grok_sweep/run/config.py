@@ -131,7 +131,7 @@ if not OmegaConf.has_resolver("grok_sweep.cwd"):
 
 
 def register() -> None:
-    """Register the schemas under names distinct from the YAMLs' (Hydra needs them apart), and the refining sweeper:
+    """Register the schemas (a group's in schema/<group>, which its YAMLs extend), and the refining sweeper:
     Hydra's plugin scan misses it in an editable install (setuptools' import hook lists no modules), so it is
     registered by hand as well (Hydra's own Plugins.register; twice is once)."""
     from hydra.core.plugins import Plugins
@@ -142,7 +142,7 @@ def register() -> None:
     cs.store(name="base_config", node=Config)
     for group, schemas in GROUPS.items():
         for name, node in schemas.items():
-            cs.store(group=group, name=f"base_{name}", node=node)
+            cs.store(group=f"schema/{group}", name=name, node=node)  # not an option of the group: glob(*) skips it
     Plugins.instance().register(RefineSweeper)
 
 

@@ -11,6 +11,7 @@ import logging
 import multiprocessing
 import os
 import platform
+import signal
 import sqlite3
 import time
 from importlib.metadata import version
@@ -22,6 +23,7 @@ from tinygrad.helpers import CACHEDB, PARALLEL, Context
 
 from grok_sweep.data.tasks import split_sizes
 from grok_sweep.run.checks import ConfigError, validate
+from grok_sweep.run.outputs import refuse_other_config
 from grok_sweep.run.repair import repair
 from grok_sweep.run.resources import job_device, memory_problem, physical_bytes
 from grok_sweep.store.damage import Damaged
@@ -33,6 +35,7 @@ from grok_sweep.store.layout import (
     FINAL_FILE,
     FINISHED,
     HYDRA_DIR,
+    INTERRUPTED,
     METRICS_FILE,
     OVERRIDES_FILE,
     RUNNING_ELSEWHERE,
@@ -46,6 +49,7 @@ from grok_sweep.train.checkpoint import read_checkpoint, write_checkpoint, write
 from grok_sweep.train.metrics_log import write_metrics
 from grok_sweep.train.progress import JobStatus
 from grok_sweep.train.trainer import Trainer
+from grok_sweep.util import interrupt
 from grok_sweep.util.errors import first_line
 from grok_sweep.util.files import WriteError, disk_problem
 
@@ -58,9 +62,11 @@ def run_job(cfg: DictConfig, out_dir: str | Path, progress: bool = True, job_num
 
     `progress` shows a tqdm bar; either way the job keeps its status.json up to date (train/progress.py).
     `job_num` is the job's number in its sweep; with train.devices > 1 it picks the job's device."""
-    # in a launcher's worker process (joblib) tinygrad's compile pool can't start (nor would it help: the
-    # launcher already uses every core)
-    with Context(PARALLEL=0 if multiprocessing.parent_process() is not None else PARALLEL.value):
+    # in a launcher's worker (joblib) tinygrad's compile pool can't start (nor help: the launcher uses every core)
+    with Context(PARALLEL=0 if multiprocessing.parent_process() is not None else PARALLEL.value), interrupt.handling():
+        if signum := interrupt.requested():  # the command is stopping (a sweep's next job): start no job
+            log.warning("not started, the command was interrupted (%s): %s", signal.Signals(signum).name, out_dir)
+            return {"status": INTERRUPTED, "stopped_at_step": None, "signal": signum}
         return _run_job(cfg, Path(out_dir), progress, job_num)
 
 
@@ -100,10 +106,11 @@ def _train_locked(cfg: DictConfig, out_dir: Path, progress: bool, job_num: int) 
         return _not_started(why, cfg.steps, config, out_dir)
     resumed = _resume(trainer, config, out_dir)
     trainer.log.attach(out_dir)  # full blocks of metrics go to disk as they fill
+    overrides = _hydra_overrides(out_dir)  # kept in the checkpoint: a refused run of another config restores them
 
     def checkpoint() -> None:  # metrics first: a checkpoint never points past the rows on disk
         write_metrics(trainer.log, out_dir)
-        write_checkpoint(trainer.state(), {**trainer.host_state(), "config": config}, out_dir)
+        write_checkpoint(trainer.state(), {**trainer.host_state(), "config": config, "overrides": overrides}, out_dir)
 
     def snapshot(step: int) -> None:
         write_snapshot(trainer.weights(), step, cfg.steps, out_dir)
@@ -111,8 +118,11 @@ def _train_locked(cfg: DictConfig, out_dir: Path, progress: bool, job_num: int) 
     status = JobStatus(out_dir, cfg.steps, trainer.step, bar=progress)
     try:
         outcome = trainer.fit(status, checkpoint, snapshot)
-        write_metrics(trainer.log, out_dir)
-        write_final(trainer.weights(), trainer.step, out_dir)
+        if outcome.status == INTERRUPTED:  # the step it stopped at is where the same command resumes
+            checkpoint()
+        else:
+            write_metrics(trainer.log, out_dir)
+            write_final(trainer.weights(), trainer.step, out_dir)
     except Exception as err:  # keep what was measured and let the other jobs of a sweep run
         return _failed(cfg, trainer, err, time.perf_counter() - t0, config, resumed, out_dir, status)
     timings = {"compile_time_s": outcome.compile_time_s, "loop_time_s": outcome.loop_time_s}
@@ -122,6 +132,9 @@ def _train_locked(cfg: DictConfig, out_dir: Path, progress: bool, job_num: int) 
     except WriteError as err:
         return _failed(cfg, trainer, err, time.perf_counter() - t0, config, resumed, out_dir, status)
     status.finish(result, _frame(trainer))
+    if outcome.status == INTERRUPTED:  # the same command resumes it from its checkpoint at this step
+        log.warning("interrupted at step %d: %s", trainer.step, out_dir)
+        return {**result, "signal": interrupt.requested()}
     if not cfg.train.keep_checkpoint:
         (out_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
     log.info("%s after %d steps in %.1f s (%s steps/s, compile %.1f s): %s", result["status"],
@@ -154,7 +167,7 @@ def _failed(cfg: DictConfig, trainer: Trainer, err: Exception, wall: float, conf
 
 def _skip(done: dict[str, Any], cfg: DictConfig, config: str, out_dir: Path) -> dict[str, Any]:
     """A finished job is not trained again (its status file is written again if it was set aside)."""
-    _same_config(done.get("config"), config, out_dir)
+    refuse_other_config(out_dir, done.get("config"), config, done.get("overrides"))
     log.info("already %s, skipped: %s", done["status"], out_dir)
     if not (out_dir / STATUS_FILE).exists():
         JobStatus(out_dir, cfg.steps).finish(done, _metrics_or_none(out_dir))
@@ -191,18 +204,13 @@ def _best_effort(write: Any, what: Any, out_dir: Path) -> None:
         log.error("%s", err if isinstance(err, WriteError) else f"{type(err).__name__}: {err}")
 
 
-def _same_config(old: Optional[str], new: str, out_dir: Path) -> None:
-    if old is not None and old != new:
-        raise ConfigError(f"{out_dir} holds a job run with another config; give this one a new output folder")
-
-
 def _resume(trainer: Trainer, config: str, out_dir: Path) -> Optional[int]:
     """Load the job's checkpoint, if any; returns the step it continues from."""
     found = read_checkpoint(out_dir)
     if found is None:
         return None
     tensors, host = found
-    _same_config(host.get("config"), config, out_dir)
+    refuse_other_config(out_dir, host.get("config"), config, host.get("overrides"))
     trainer.restore(tensors, host, out_dir)
     log.info("resuming from step %d: %s", trainer.step, out_dir)
     return trainer.step
@@ -217,7 +225,7 @@ def _result(cfg: DictConfig, status: str, trainer: Trainer, wall: float, timings
     return {
         "status": status,
         "steps_run": steps_run,
-        # the last row of a run stopped early; the step that failed or diverged
+        # the last row of a run stopped early; the step that failed or diverged; the step an interrupted one resumes at
         "stopped_at_step": {COMPLETED: None, STOPPED_EARLY: steps_run - 1}.get(status, trainer.step),
         "resumed_from_step": resumed,
         "wall_time_s": round(wall, 3),

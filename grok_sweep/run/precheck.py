@@ -1,20 +1,22 @@
 """The command-line pre-check: every job a command line asks for is composed and checked before any runs.
 
-`python -m grok_sweep` calls `check_command_line` first, so a grid with one bad value is refused as a whole,
-one line per problem, and no job folder is created. It composes each job as Hydra will: on the same config
-search path (--config-path/-cp, --config-name/-cn, --config-dir/-cd, hydra.searchpath), through Hydra's own
-argument parser and config loader; Hydra's own commands (--help, --hydra-help, --cfg, --info,
---shell-completion, --version) pass through untouched.
+`python -m grok_sweep` calls `check_command_line` first, so a grid with one bad value, or one job whose output folder
+holds a job of another config, is refused as a whole, one line per problem, before Hydra writes anything. It composes
+each job as Hydra will: on the same config search path (--config-path/-cp, --config-name/-cn, --config-dir/-cd,
+hydra.searchpath), through Hydra's own argument parser and config loader; Hydra's own commands (--help, --hydra-help,
+--cfg, --info, --shell-completion, --version) pass through untouched.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import difflib
 import importlib.util
 import io
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -22,10 +24,11 @@ from omegaconf import OmegaConf, open_dict, read_write
 
 from grok_sweep.run.checks import ConfigError, cautions
 from grok_sweep.run.checks import problems as config_problems
+from grok_sweep.run.command_jobs import command_jobs, run_mode
 from grok_sweep.run.config import GROUPS, register, schema_keys
-from grok_sweep.run.refine import SWEEPER, parse_spec, range_problem, settings
+from grok_sweep.run.hydra_errors import composition_problem, grammar_problem
+from grok_sweep.run.outputs import folder_problem, job_folder, output_problem
 from grok_sweep.run.resources import available_bytes, device_problem, memory_problem
-from grok_sweep.store.plan import expand_sweep
 from grok_sweep.util.errors import first_line
 
 MAIN_FILE = Path(__file__).resolve().parents[1] / "__main__.py"  # the file of @hydra.main: -cp is relative to it
@@ -82,44 +85,37 @@ def _hydra_args(args: list[str]) -> Optional[Any]:
 
 def check_command_line(args: list[str], conf_dir: Path, main_file: Path = MAIN_FILE,
                        warnings: Optional[list[str]] = None) -> list[str]:  # fmt: skip
-    """Every problem in every job a command line asks for, one line each, before anything runs. `conf_dir` is the
-    app's config folder (@hydra.main's config_path), `main_file` the file that declares it. Values allowed but
-    likely at odds (checks.cautions) go to `warnings`, each once for the whole grid."""
+    """Every problem in every job a command line asks for, one line each, before anything runs or is written.
+    `conf_dir` is the app's config folder (@hydra.main's config_path), `main_file` the file that declares it. Values
+    allowed but likely at odds (checks.cautions) go to `warnings`, each once for the whole grid."""
     parsed = _hydra_args(args)
     if parsed is None:
         return []
-    overrides = list(parsed.overrides)
-    if missing := _missing_launcher(overrides):
+    if missing := _missing_launcher(list(parsed.overrides)):
         return missing
     try:
-        sweep_args, jobs, axes = _jobs(overrides)
+        with _hydra(parsed, conf_dir, main_file) as hydra:
+            return _check_all(hydra, parsed, [] if warnings is None else warnings)
     except ConfigError as err:
         return [str(err)]
-    except Exception as err:  # noqa: BLE001 - Hydra's override grammar: say which argument, in one line
-        return [f"cannot read the command line: {first_line(err)}"]
-    try:
-        with _hydra(parsed, conf_dir, main_file) as hydra:
-            if axes and (problem := _range_key_problem(hydra, parsed.config_name or "config", jobs[0], axes)):
-                return [problem]
-            return _check(hydra, parsed, sweep_args, jobs, [] if warnings is None else warnings)
     except Exception as err:  # noqa: BLE001 - a search path Hydra refuses: --config-dir that is not a folder
         return [first_line(err)]
 
 
-def _jobs(overrides: list[str]) -> tuple[list[Any], list[list[str]], list[Any]]:
-    """Hydra's parsed overrides, the jobs to check, and a refine sweep's two axes (none for a grid). A refine sweep
-    is checked on its coarse grid's four corners, each replicate: the extremes of both ranges."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    if _choice(overrides, "hydra/sweeper") != SWEEPER:
-        if problem := range_problem(overrides):
-            raise ConfigError(problem)
-        return (*expand_sweep(overrides), [])
-    spec = parse_spec(overrides, **settings(overrides))
-    plan = spec.plan()
-    corners = [(a, b) for b in (0, plan.steps) for a in (0, plan.steps)]
-    jobs = [job for p in corners for job in spec.jobs(p, plan.steps)]
-    return OverridesParser.create().parse_overrides(overrides), jobs, list(spec.axes)
+def _check_all(hydra: Any, parsed: Any, warnings: list[str]) -> list[str]:
+    config_name, overrides = parsed.config_name or "config", list(parsed.overrides)
+    multirun = parsed.multirun or run_mode(hydra, config_name, overrides) == "MULTIRUN"
+    try:
+        sweep_args, jobs, axes = command_jobs(
+            hydra, config_name, overrides, multirun, _choice(overrides, "hydra/sweeper")
+        )
+    except ConfigError:
+        raise
+    except Exception as err:  # noqa: BLE001 - Hydra's override grammar: say which argument, in one line
+        raise ConfigError(grammar_problem(overrides, err)) from None
+    if axes and (problem := _range_key_problem(hydra, config_name, jobs[0], axes)):
+        return [problem]
+    return _check(hydra, parsed, multirun, sweep_args, jobs, warnings)
 
 
 def _range_key_problem(hydra: Any, config_name: str, job: list[str], axes: list[Any]) -> Optional[str]:
@@ -162,7 +158,8 @@ def _hydra(parsed: Any, conf_dir: Path, main_file: Path) -> Iterator[Any]:
         GlobalHydra.instance().clear()
 
 
-def _check(hydra: Any, parsed: Any, sweep_args: list[Any], jobs: list[list[str]], warnings: list[str]) -> list[str]:
+def _check(hydra: Any, parsed: Any, multirun: bool, sweep_args: list[Any], jobs: list[list[str]],
+           warnings: list[str]) -> list[str]:  # fmt: skip
     config_name = parsed.config_name or "config"
     searchpath = [o for o in parsed.overrides if o.split("=", 1)[0].lstrip("+") == "hydra.searchpath"]
     repo = hydra.config_loader._parse_overrides_and_create_caching_repo(config_name, searchpath)[1]
@@ -175,63 +172,65 @@ def _check(hydra: Any, parsed: Any, sweep_args: list[Any], jobs: list[list[str]]
         problems.append(f"unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
     if problems:
         return problems
-    if folder := _output_problem(parsed.overrides, parsed.multirun):
+    if folder := output_problem(parsed.overrides, multirun):
         return [folder]
     local = _launcher(parsed.overrides) not in REMOTE_LAUNCHERS
-    available = available_bytes() if local else None
-    for job in jobs:
-        task = [o for o in job if not o.lstrip("+~").startswith("hydra")]
+    job = _Job(hydra, config_name, multirun, local, available_bytes() if local else None)
+    for num, overrides in enumerate(jobs):
+        task = [o for o in overrides if not o.lstrip("+~").startswith("hydra")]
         prefix = f"job {','.join(sorted(task))}: " if len(jobs) > 1 else ""
-        problems += [prefix + p for p in _check_job(hydra, config_name, job, available, local, warnings)]
+        problems += [prefix + p for p in job.problems(overrides, num, warnings)]
     warnings[:] = dict.fromkeys(warnings)  # once for the grid, not once per job
     return list(dict.fromkeys(problems))  # a device problem once, not once per job
 
 
 def _compose(hydra: Any, config_name: str, overrides: list[str]) -> Any:
-    """The job's config as Hydra composes it, without its hydra node, every interpolation resolved."""
+    """The job's config as Hydra composes it, its hydra node included."""
     from hydra.types import RunMode
 
-    cfg = hydra.compose_config(config_name, overrides, run_mode=RunMode.RUN, with_log_configuration=False)
-    with read_write(cfg), open_dict(cfg):
-        del cfg["hydra"]
-    OmegaConf.to_container(cfg, resolve=True)  # an interpolation that does not resolve: ${oops}
-    return cfg
+    return hydra.compose_config(config_name, overrides, run_mode=RunMode.RUN, with_log_configuration=False)
 
 
-def _check_job(hydra: Any, config_name: str, overrides: list[str], available: Optional[int], local: bool,
-               warnings: list[str]) -> list[str]:  # fmt: skip
-    try:
-        cfg = _compose(hydra, config_name, overrides)
-    except Exception as err:  # noqa: BLE001 - Hydra's composition errors: wrong types, bad groups
-        cause = err.__cause__ or err
-        key = getattr(cause, "full_key", None)
-        return [(f"{key}: " if key else "") + first_line(cause)]
-    # a group's own keys depend on its choice: the group itself must have one (~grokfast removes it)
-    keys = [k for k in schema_keys() if k.split(".")[0] not in GROUPS] + list(GROUPS)
-    missing = [k for k in keys if OmegaConf.select(cfg, k, default=_ABSENT) is _ABSENT]
-    if missing:
-        return [f"{k} has no value (was it deleted with ~{k}?)" for k in missing]
-    if found := config_problems(cfg):
-        return found
-    warnings += cautions(cfg)
-    if memory := memory_problem(cfg, available):
-        return [memory]
-    device = device_problem(cfg.train.device) if local else None
-    return [device] if device else []
+def _task(cfg: Any) -> Any:
+    """The config the job's function gets, as Hydra hands it (no hydra node); every interpolation must resolve."""
+    task = copy.deepcopy(cfg)
+    with read_write(task), open_dict(task):
+        del task["hydra"]
+    OmegaConf.to_container(task, resolve=True)  # an interpolation that does not resolve: ${oops}
+    return task
+
+
+@dataclass
+class _Job:
+    """What every job of a command is checked against: Hydra, the mode, where the jobs run and the memory there."""
+
+    hydra: Any
+    config_name: str
+    multirun: bool
+    local: bool
+    available: Optional[int]
+
+    def problems(self, overrides: list[str], num: int, warnings: list[str]) -> list[str]:
+        """The job's problems: its config's, its memory and device's, then its output folder's."""
+        try:
+            cfg = _compose(self.hydra, self.config_name, overrides)
+            task = _task(cfg)
+        except Exception as err:  # noqa: BLE001 - Hydra's composition errors: wrong types, bad groups
+            return [composition_problem(err)]
+        # a group's own keys depend on its choice: the group itself must have one (~grokfast removes it)
+        keys = [k for k in schema_keys() if k.split(".")[0] not in GROUPS] + list(GROUPS)
+        missing = [k for k in keys if OmegaConf.select(task, k, default=_ABSENT) is _ABSENT]
+        if missing:
+            return [f"{k} has no value (was it deleted with ~{k}?)" for k in missing]
+        if found := config_problems(task):
+            return found
+        warnings += cautions(task)
+        if memory := memory_problem(task, self.available):
+            return [memory]
+        if device := device_problem(task.train.device) if self.local else None:
+            return [device]
+        folder = job_folder(cfg, self.multirun, num)
+        return [p] if (p := folder_problem(folder, OmegaConf.to_yaml(task))) else []
 
 
 _ABSENT = object()
-
-
-def _output_problem(overrides: list[str], multirun: bool) -> Optional[str]:
-    """One line if the run's (or sweep's) output folder cannot be made here."""
-    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
-    value = next((a.split("=", 1)[1] for a in overrides if a.split("=", 1)[0].lstrip("+") == key), "outputs")
-    path = Path(value.split("${")[0] or ".").expanduser().absolute()  # the part before ${now:...}
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    if not path.is_dir():
-        return f"{key}={value}: {path} is a file, not a folder"
-    if not os.access(path, os.W_OK | os.X_OK):
-        return f"{key}={value}: cannot write in {path}"
-    return None

@@ -22,6 +22,7 @@ from grok_sweep.detect import DEFAULT_RULE, Rule
 from grok_sweep.detect.refine import Axis, Plan, Point, point_label
 from grok_sweep.run.checks import ConfigError
 from grok_sweep.run.config import RefineSweeperConfig
+from grok_sweep.run.sweep_stop import stopped
 from grok_sweep.store.layout import FINISHED, INCOMPLETE, PLAN_FILE
 from grok_sweep.store.refine_record import PointJobs, Record, write_record
 from grok_sweep.store.scan import find_jobs
@@ -153,6 +154,8 @@ def run_sweep(sweeper: Any, arguments: list[str]) -> Plan:
             sweeper.validate_batch_is_legal(todo)
             sweeper.launcher.launch(todo, initial_job_idx=launched)
             launched += len(todo)
+        if stopped(root):  # SIGINT or SIGTERM (run/sweep_stop.py): no next round; the same command resumes
+            return plan
         labels.update(point_labels(root, record.rounds[-1], rule))  # a round's jobs have ended: its labels hold
         new = plan.next_round(labels)
     record.finished = True

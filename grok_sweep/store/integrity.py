@@ -7,7 +7,6 @@ view and the API, and for the job runner (run/repair.py) before it trusts what a
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Optional
 
@@ -51,8 +50,7 @@ def read_yaml(path: Path, kind: type) -> Any:
 def check_safetensors(path: Path) -> None:
     """The header parses and the file holds every byte the header promises (a truncated copy does not)."""
     with reading(path):
-        if (size := os.path.getsize(path)) < (want := safetensors.expected_size(path)):
-            raise ValueError(f"truncated: {size} bytes, its header says {want}")
+        safetensors.check(path)
 
 
 def check_weights(folder: Path) -> list[Damaged]:

@@ -28,6 +28,7 @@ from grok_sweep.store.layout import (
     HYDRA_DIR,
     HYDRA_FILE,
     INCOMPLETE,
+    INTERRUPTED,
     METRICS_FILE,
     OVERRIDES_FILE,
     RESULT_FILE,
@@ -37,7 +38,7 @@ from grok_sweep.store.layout import (
 )
 from grok_sweep.store.lock import held_by
 from grok_sweep.store.metrics import read_sound_metrics
-from grok_sweep.store.yaml_files import parse_scalar, parse_yaml
+from grok_sweep.store.yaml_files import flatten, parse_scalar, parse_yaml
 
 
 @dataclass
@@ -60,19 +61,9 @@ class Job:
         if self.damaged and not self.running:  # a job being trained again rewrites what was damaged
             return UNREADABLE
         # a failed job may be running again; no result.json yet: running, or stopped before it finished
-        if self.running and (not self.result or self.result["status"] == FAILED):
+        if self.running and (not self.result or self.result["status"] in (FAILED, INTERRUPTED)):
             return RUNNING
         return self.result["status"] if self.result else INCOMPLETE
-
-
-def _flatten(node: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in node.items():
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 @dataclass
@@ -109,7 +100,7 @@ def _read_hydra(r: FolderRead) -> Optional[dict]:
     hydra = r.get(read_yaml, where / HYDRA_FILE, HYDRA_FILES[HYDRA_FILE]) if (where / HYDRA_FILE).exists() else None
     choices = (((hydra or {}).get("hydra") or {}).get("runtime") or {}).get("choices")
     choices = {k: v for k, v in (choices or {}).items() if not k.startswith("hydra/") and v is not None}
-    r.config = {**choices, **(_flatten(config) if config is not None else _guess_config(r.overrides, r.folder.name))}
+    r.config = {**choices, **(flatten(config) if config is not None else _guess_config(r.overrides, r.folder.name))}
     return hydra
 
 
@@ -125,7 +116,7 @@ def read_folder(folder: Path, hydra: bool = True) -> FolderRead:
     hydra_yaml = _read_hydra(r) if with_hydra else None
     if not with_hydra and isinstance(text := (r.result or {}).get("config"), str):
         config = r.get(read_checked, folder / RESULT_FILE, lambda _: parse_yaml(text))
-        r.config = _flatten(config) if isinstance(config, dict) else {}
+        r.config = flatten(config) if isinstance(config, dict) else {}
     if (folder / STATUS_FILE).exists():
         r.get(read_json, folder / STATUS_FILE)
     r.damaged += check_weights(folder)

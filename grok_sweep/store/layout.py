@@ -37,6 +37,8 @@ REPORT_FILE = "report.html"  # the sweep's (or run's) story on one self-containe
 WANDB_DIR = "wandb"  # W&B's own name for the folder it writes under `dir`: `wandb sync DIR/wandb/offline-run-*`
 TENSORBOARD_DIR = "tensorboard"  # `tensorboard --logdir DIR/tensorboard`: one event folder per job
 EXPORT_RECORD = "grok_sweep_export.json"  # in each: what of every job was exported (export/record.py)
+# ---- a sweep's folder whose command SIGINT or SIGTERM stopped: its queued jobs do not start (run/sweep_stop.py)
+STOP_FILE = ".grok_sweep.stop"
 # ---- a refine sweep's folder (hydra/sweeper=refine): written by the sweeper before each round
 REFINE_FILE = "refine.json"  # its axes and settings, and the points and jobs of every round so far
 
@@ -60,6 +62,7 @@ COMPLETED = "completed"  # trained all its steps
 STOPPED_EARLY = "stopped_early"  # train.early_stop ended it once test accuracy held
 FAILED = "failed"  # raised (its "error" says why); a re-run tries it again
 DIVERGED = "diverged"  # a train loss or accuracy was not finite
+INTERRUPTED = "interrupted"  # a signal stopped it; its checkpoint is at the step it stopped at, a re-run resumes
 # ... and three more a job has in aggregation (before its result.json exists, or when a file cannot be read):
 RUNNING = "running"  # a process holds its lock
 INCOMPLETE = "incomplete"  # no process and no result: stopped before it ended
@@ -73,7 +76,7 @@ FINISHED = (*TRAINED, DIVERGED)  # a re-run skips these
 COMPILING, TRAINING = "compiling", "training"
 LIVE = (COMPILING, TRAINING)
 ENDED = {COMPLETED: "done", STOPPED_EARLY: "stopped early", FAILED: "failed", DIVERGED: "diverged"}
-INTERRUPTED = "interrupted"  # said to be live, but no process holds its lock
+# ... and INTERRUPTED: stopped by a signal (its status.json says so), or said to be live while no process holds its lock
 QUEUED = "queued"  # no folder or no status yet
 
 # ---- metrics.parquet's columns, after "step"; NaN (null in the file) where not measured

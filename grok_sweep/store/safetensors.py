@@ -1,72 +1,48 @@
-"""The safetensors format, read and written with numpy alone.
+"""Our safetensors files, through the `safetensors` package's numpy API (no torch, no tinygrad device).
 
-A file is an 8-byte little-endian header length, the header's JSON (each tensor's dtype, shape and byte range,
-and `__metadata__`: string to string), spaces to an 8-byte boundary, then the tensors' bytes. The bytes written
-here are tinygrad's safe_save's (a test says so), but no tinygrad device is needed: safe_save assigns through a
-CPU tensor, which on a GPU machine compiles C with the host's compiler and fails where that is not clang.
+The package validates a file's header (its JSON, each tensor's byte range, the file's size) on every read, so a
+truncated or garbled file is refused with its reason rather than read wrong. The files are the format's own, as
+tinygrad's safe_save writes them (its safe_load reads ours, and ours read every file an earlier version wrote).
+Saving goes through numpy, so a GPU job needs no CPU compiler: tinygrad's safe_save assigns through a CPU tensor,
+which on a GPU machine compiles C with the host's compiler and fails where that is not clang.
 """
 
 from __future__ import annotations
 
-import json
-import struct
 from pathlib import Path
-from typing import Any, BinaryIO
 
 import numpy as np
-
-DTYPES = {"BOOL": np.bool_, "I8": np.int8, "U8": np.uint8, "I16": np.int16, "U16": np.uint16, "I32": np.int32,
-          "U32": np.uint32, "I64": np.int64, "U64": np.uint64, "F16": np.float16, "F32": np.float32,
-          "F64": np.float64}  # fmt: skip
-_NAMES = {np.dtype(v): k for k, v in DTYPES.items()}
+from safetensors import safe_open
+from safetensors.numpy import load, save
 
 
-def _head(f: BinaryIO) -> dict[str, Any]:
-    (size,) = struct.unpack("<Q", f.read(8))
-    return json.loads(f.read(size))
+def metadata(path: Path) -> dict[str, str]:
+    """The file's `__metadata__` (string to string), without reading a tensor; raises if the header is damaged."""
+    check(path)
+    with safe_open(str(path), framework="np") as f:
+        return f.metadata() or {}
 
 
-def header(path: Path) -> dict[str, Any]:
-    """The file's JSON header, without reading a tensor."""
-    with open(path, "rb") as f:
-        return _head(f)
-
-
-def expected_size(path: Path) -> int:
-    """The bytes the file must hold by its header (8 + the header's length + the tensors' data)."""
-    with open(path, "rb") as f:
-        (size,) = struct.unpack("<Q", f.read(8))
-        head = json.loads(f.read(size))
-    return 8 + size + max((v["data_offsets"][1] for k, v in head.items() if k != "__metadata__"), default=0)
+def check(path: Path) -> None:
+    """Raise, with the reason in one line, unless the file's header parses and the file holds every byte it says."""
+    with open(path, "rb") as f:  # Python's own errors first: a folder where the file should be, no permission
+        if not f.read(1):
+            raise ValueError("empty (0 bytes)")
+    with safe_open(str(path), framework="np"):  # SafetensorError: header too small, incomplete metadata, ...
+        pass
 
 
 def read(path: Path) -> dict[str, np.ndarray]:
-    """Every tensor of the file, by name."""
-    with open(path, "rb") as f:
-        head, data = _head(f), f.read()
-    return {
-        k: np.frombuffer(data, DTYPES[v["dtype"]], int(np.prod(v["shape"])), v["data_offsets"][0])
-        .reshape(v["shape"])
-        .copy()
-        for k, v in head.items()
-        if k != "__metadata__"
-    }
+    """Every tensor of the file, by name, each a writable array of its own."""
+    data = Path(path).read_bytes()
+    if not data:
+        raise ValueError("empty (0 bytes)")
+    return {k: np.array(v) for k, v in load(data).items()}
 
 
 def write(path: Path, arrays: dict[str, np.ndarray], metadata: dict[str, str] | None = None) -> None:
-    """The arrays (little-endian, C order) and string metadata as one safetensors file at `path`."""
-    head: dict[str, Any] = {"__metadata__": metadata} if metadata else {}
-    offset, blobs = 0, []
-    for k, a in arrays.items():
-        a = np.asarray(a)  # not ascontiguousarray: it makes a 0-d array 1-d
-        if a.dtype not in _NAMES:
-            raise ValueError(f"safetensors: no dtype name for {a.dtype} (tensor {k})")
-        blobs.append(a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes(order="C"))
-        head[k] = {"dtype": _NAMES[a.dtype], "shape": list(a.shape), "data_offsets": [offset, offset + a.nbytes]}
-        offset += a.nbytes
-    text = json.dumps(head, separators=(",", ":"))
-    text += " " * (-len(text) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)) + text.encode())
-        for b in blobs:
-            f.write(b)
+    """The arrays (any shape, 0-d included) and string metadata as one safetensors file at `path`. The package
+    lays out the bytes; Python writes them, so a full disk is an OSError with its errno like any other write."""
+    data = save({k: np.ascontiguousarray(a) if np.ndim(a) else np.asarray(a) for k, a in arrays.items()},
+                metadata=metadata)  # fmt: skip
+    Path(path).write_bytes(data)

@@ -12,9 +12,19 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Optional
 
 from grok_sweep.store.jobs import Job, job_folders, load_job
-from grok_sweep.store.layout import HYDRA_DIR, METRICS_FILE, RESULT_FILE, SNAPSHOT_DIR, STATUS_FILE, SUMMARY_FILE
+from grok_sweep.store.layout import (
+    HYDRA_DIR,
+    METRICS_FILE,
+    PLAN_FILE,
+    REFINE_FILE,
+    RESULT_FILE,
+    SNAPSHOT_DIR,
+    STATUS_FILE,
+    SUMMARY_FILE,
+)
 
 PARALLEL_FROM = 300  # jobs: below, starting the workers costs more than they save
 CHUNK = 64  # job folders per task of a worker
@@ -87,3 +97,21 @@ def _read_files(job: Path) -> list[Path]:
     for where in (job / METRICS_FILE, job / HYDRA_DIR):
         found += where.iterdir() if where.is_dir() else []
     return [p for p in found if p.is_file()]
+
+
+def folder_problem(root: Path) -> Optional[str]:
+    """One line if `root` is not one sweep's or run's folder to aggregate: missing, a file, or a folder of several
+    sweeps (outputs/sweeps/<date>), whose jobs aggregated together would count one config of two sweeps as two
+    seeds."""
+    if not root.exists():
+        return f"{root}: no such folder"
+    if not root.is_dir():
+        return f"{root} is a file; give the folder of the sweep or run it belongs to ({root.parent})"
+    if (root / PLAN_FILE).exists() or (root / HYDRA_DIR).is_dir():
+        return None
+    inner = sorted({p.parent for name in (PLAN_FILE, REFINE_FILE) for p in root.rglob(name)})
+    if not inner:
+        return None
+    names = ", ".join(p.relative_to(root).as_posix() for p in inner[:5]) + (", ..." if len(inner) > 5 else "")
+    return (f"{root} holds {len(inner)} sweep folder(s), not one sweep: {names}; aggregate each on its own, e.g. "
+            f"python -m grok_sweep.aggregate {inner[0]}")  # fmt: skip

@@ -2,7 +2,7 @@
 
 `model.safetensors` holds the weights when the job ended; `snapshots/step_<step>.safetensors` the weights after
 that many updates (layout.snapshot_name). Each file's step is in its safetensors metadata, read here from the
-file's JSON header without loading a tensor (store/safetensors.py; train/checkpoint.py writes the files).
+file's header without loading a tensor (store/safetensors.py; train/checkpoint.py writes the files).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from grok_sweep.store.layout import FINAL_FILE, META_KEY, SNAPSHOT_DIR, SNAPSHOT
 
 def file_meta(path: Path) -> dict[str, Any]:
     """Our metadata of a safetensors file (the JSON under layout.META_KEY)."""
-    return json.loads(safetensors.header(path)["__metadata__"][META_KEY])
+    return json.loads(safetensors.metadata(path)[META_KEY])
 
 
 def snapshot_files(out_dir: Path) -> dict[int, Path]:

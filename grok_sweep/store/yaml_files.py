@@ -42,3 +42,14 @@ def parse_scalar(text: str) -> Any:
         return yaml.load(text, Loader=_loader())
     except yaml.YAMLError:
         return text
+
+
+def flatten(node: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested config as one level, its keys dotted: {"optim.lr": 0.01, ...}."""
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out

@@ -1,9 +1,9 @@
 """The tensors a job keeps on disk: its checkpoint, its final weights and its snapshots (safetensors).
 
 Each file is one atomic write, with our metadata (JSON under store.layout.META_KEY): a checkpoint's host state
-(step, RNG, config), a weights file's step. The tensors are copied to the host and written with numpy
-(store/safetensors.py), so saving needs no tinygrad device beside the one training runs on. store/weights.py
-finds the weight files and reads that metadata; the API loads the weights.
+(step, RNG, config), a weights file's step. The tensors are copied to the host and written from numpy arrays
+(store/safetensors.py: the safetensors package), so saving needs no tinygrad device beside the one training runs
+on. store/weights.py finds the weight files and reads that metadata; the API loads the weights.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ first sync after its first non-finite train row.
 from __future__ import annotations
 
 import os
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,9 +17,10 @@ from typing import TYPE_CHECKING, Any, Optional, Protocol
 from tinygrad import Context
 
 from grok_sweep.fast import flush_denormals
-from grok_sweep.store.layout import COMPLETED, DIVERGED, STOPPED_EARLY, TEST_ACC
+from grok_sweep.store.layout import COMPLETED, DIVERGED, INTERRUPTED, STOPPED_EARLY, TEST_ACC
 from grok_sweep.train.compile_cache import save_once_captured
 from grok_sweep.train.device_rows import Diverged
+from grok_sweep.util import interrupt
 
 if TYPE_CHECKING:
     from grok_sweep.train.trainer import Trainer
@@ -36,7 +38,7 @@ class Progress(Protocol):
 
 @dataclass
 class Outcome:
-    status: str  # store.layout's COMPLETED, STOPPED_EARLY or DIVERGED
+    status: str  # store.layout's COMPLETED, STOPPED_EARLY, DIVERGED or INTERRUPTED (a signal: util/interrupt.py)
     compile_time_s: float  # first two steps: the eager run and the JIT capture compile every kernel
     loop_time_s: float  # the rest of the loop, evals included
 
@@ -94,7 +96,7 @@ def fit(t: Trainer, progress: Optional[Progress] = None, checkpoint: Checkpoint 
 
 
 def _run(t: Trainer, clock: _Clock, plan: _Plan) -> str:
-    first, stop = t.step, False
+    first, stop, interrupted = t.step, False, False
     end = plan.steps  # the loop ends with rows [0, end) trained
     for s in range(first, plan.steps):
         t.step = s
@@ -111,11 +113,14 @@ def _run(t: Trainer, clock: _Clock, plan: _Plan) -> str:
             if plan.progress is not None:
                 plan.progress.stopped(s)
             break
+        if interrupt.requested() and s + 1 < plan.steps:  # SIGINT or SIGTERM: the step in flight is done
+            end, interrupted = s + 1, True
+            break
     if t.cache is not None:
         save_once_captured(t.cache, t)
     t.step = end
     t.fetch(end)
-    return STOPPED_EARLY if stop else COMPLETED
+    return INTERRUPTED if interrupted else STOPPED_EARLY if stop else COMPLETED
 
 
 def _before_update(t: Trainer, s: int, first: int, plan: _Plan) -> bool:
@@ -170,7 +175,11 @@ def sync(t: Trainer, step: int, progress: Optional[Progress]) -> bool:
 
 def _inject_fault(step: int, seed: int) -> None:
     # failure injection for the failure-isolation tests: GROK_SWEEP_FAIL_AT_STEP=N raises at step N
-    # in every job, N:S only in jobs with seed S
+    # in every job, N:S only in jobs with seed S; GROK_SWEEP_SIGNAL_AT_STEP=N:NAME sends the job's own process the
+    # signal NAME (TERM, INT, USR2) at step N, before its update, as a signal arriving during that step would
     spec = os.environ.get("GROK_SWEEP_FAIL_AT_STEP")
     if spec and spec in (str(step), f"{step}:{seed}"):
         raise RuntimeError(f"injected failure at step {step} (GROK_SWEEP_FAIL_AT_STEP={spec})")
+    at, _, name = os.environ.get("GROK_SWEEP_SIGNAL_AT_STEP", "").partition(":")
+    if at == str(step):
+        os.kill(os.getpid(), signal.Signals[f"SIG{name}"])

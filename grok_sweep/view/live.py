@@ -30,6 +30,7 @@ from grok_sweep.store.layout import (
     LIVE,
     PLAN_FILE,
     QUEUED,
+    STOP_FILE,
     STOPPED_EARLY,
     TRAINED,
     TRAINING,
@@ -104,7 +105,7 @@ class Lines:
             error = f": {j.error}" if j.error else ""
             return f"finished ({j.state}{error}) at step {j.step}/{j.steps}{phase}, test acc {acc(j.test_acc) or '-'}"
         if j.state == INTERRUPTED:
-            return f"interrupted at step {j.step} (its process is gone)"
+            return f"interrupted at step {j.step} (the same command resumes it)"
         if j.state in LIVE and before not in LIVE:
             return f"started ({j.state})"
         if j.state == TRAINING and due:
@@ -184,6 +185,8 @@ def watch(root: Path, interval: float = 1.0, out: TextIO = sys.stdout) -> list[J
         while True:
             jobs = view.jobs  # the view's thread scans; an interrupted job may still be run again
             if jobs and all(j.ended for j in jobs) and len(jobs) >= len(sweep.planned) and not sweep.more:
+                break
+            if (root / STOP_FILE).exists() and not any(j.state in LIVE for j in jobs):  # a signal stopped the sweep
                 break
             time.sleep(interval)
     finally:

@@ -77,9 +77,10 @@ class Sweep:
         return cls(root, planned, swept)
 
     @classmethod
-    def from_overrides(cls, root: Path, overrides: list[str]) -> Sweep:
-        """A sweep about to start: its jobs from the command line's task overrides."""
-        return cls(root, *plan(overrides))
+    def from_overrides(cls, root: Path, overrides: list[str], hydra: Any = None) -> Sweep:
+        """A sweep about to start: its jobs from the command line's task overrides and the sweep values of its
+        config's `hydra` node (store/plan.py)."""
+        return cls(root, *plan(overrides, hydra))
 
     def label(self, overrides: frozenset[str]) -> str:
         """The job's swept overrides, sorted as Hydra sorts a folder name (all of them if none is swept)."""
