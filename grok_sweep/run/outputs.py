@@ -22,6 +22,7 @@ from grok_sweep.store.layout import (
     CHECKPOINT_FILE,
     CONFIG_FILE,
     DIVERGED,
+    FAILED,
     FINISHED,
     HYDRA_DIR,
     INTERRUPTED,
@@ -54,12 +55,13 @@ def recorded(folder: Path) -> Optional[tuple[str, str]]:
     None if the folder holds none (a damaged file included: the job's own repair sets it aside)."""
     try:
         result = read_json(folder / RESULT_FILE) if (folder / RESULT_FILE).is_file() else None
-        if result and result.get("status") in FINISHED and isinstance(result.get("config"), str):
-            return (DIVERGED if result["status"] == DIVERGED else FINISHED_WORD), result["config"]
+        status = result.get("status") if result else None
+        if status in FINISHED and isinstance(result.get("config"), str):
+            return (DIVERGED if status == DIVERGED else FINISHED_WORD), result["config"]
         if (folder / CHECKPOINT_FILE).is_file():
             config = file_meta(folder / CHECKPOINT_FILE).get("config")
-            if isinstance(config, str):
-                return INTERRUPTED, config
+            if isinstance(config, str):  # a re-run resumes it: a failed one too
+                return (FAILED if status == FAILED else INTERRUPTED), config
         if held_by(folder) and (folder / HYDRA_DIR / CONFIG_FILE).is_file():
             return RUNNING, (folder / HYDRA_DIR / CONFIG_FILE).read_text()
     except (Damaged, OSError, ValueError, KeyError, TypeError, json.JSONDecodeError):
@@ -92,7 +94,7 @@ def folder_problem(folder: Path, config: str) -> Optional[str]:
 
 def refusal(folder: Path, what: str, old: str, new: str) -> str:
     """The line that refuses a job of config `new` in `folder`, whose `what` job ran with `old`."""
-    return (f"{folder} holds a{'n' if what == INTERRUPTED else ''} {what} job of another config "
+    return (f"{folder} holds a{'n' if what[0] in 'aeiou' else ''} {what} job of another config "
             f"({differences(old, new)}); give this one a new output folder")  # fmt: skip
 
 

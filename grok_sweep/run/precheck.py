@@ -10,7 +10,6 @@ hydra.searchpath), through Hydra's own argument parser and config loader; Hydra'
 from __future__ import annotations
 
 import contextlib
-import copy
 import difflib
 import importlib.util
 import io
@@ -192,12 +191,12 @@ def _compose(hydra: Any, config_name: str, overrides: list[str]) -> Any:
 
 
 def _task(cfg: Any) -> Any:
-    """The config the job's function gets, as Hydra hands it (no hydra node); every interpolation must resolve."""
-    task = copy.deepcopy(cfg)
-    with read_write(task), open_dict(task):
-        del task["hydra"]
-    OmegaConf.to_container(task, resolve=True)  # an interpolation that does not resolve: ${oops}
-    return task
+    """The config the job's function gets, as Hydra hands it: without its hydra node (taken out of `cfg`); every
+    interpolation must resolve."""
+    with read_write(cfg), open_dict(cfg):
+        del cfg["hydra"]
+    OmegaConf.to_container(cfg, resolve=True)  # an interpolation that does not resolve: ${oops}
+    return cfg
 
 
 @dataclass
@@ -214,6 +213,7 @@ class _Job:
         """The job's problems: its config's, its memory and device's, then its output folder's."""
         try:
             cfg = _compose(self.hydra, self.config_name, overrides)
+            folder = job_folder(cfg, self.multirun, num)  # before the hydra node goes
             task = _task(cfg)
         except Exception as err:  # noqa: BLE001 - Hydra's composition errors: wrong types, bad groups
             return [composition_problem(err)]
@@ -229,7 +229,6 @@ class _Job:
             return [memory]
         if device := device_problem(task.train.device) if self.local else None:
             return [device]
-        folder = job_folder(cfg, self.multirun, num)
         return [p] if (p := folder_problem(folder, OmegaConf.to_yaml(task))) else []
 
 
