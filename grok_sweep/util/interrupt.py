@@ -49,7 +49,10 @@ def _handle(signum: int, frame: Any) -> None:
         return
     _state["signal"] = _state["signal"] or signum
     for hook in list(_state["hooks"]):
-        hook(signum)
+        try:
+            hook(signum)
+        except Exception:  # noqa: BLE001 - a handler must not raise into whatever the process was doing
+            pass
 
 
 @contextmanager
