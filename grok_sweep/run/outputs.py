@@ -104,7 +104,7 @@ def refuse_other_config(folder: Path, old: Optional[str], new: str, overrides: O
     if old is None or old == new:
         return
     restore_hydra_files(folder, old, overrides)
-    raise ConfigError(refusal(folder, FINISHED_WORD if (folder / RESULT_FILE).exists() else INTERRUPTED, old, new))
+    raise ConfigError(refusal(folder, (recorded(folder) or (INTERRUPTED,))[0], old, new))
 
 
 def restore_hydra_files(folder: Path, config: str, overrides: Optional[list]) -> None:

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import signal
-import socket
 from pathlib import Path
 from typing import Optional
 
 from grok_sweep.store.layout import LOCK_FILE, STOP_FILE
-from grok_sweep.store.lock import held_by
+from grok_sweep.store.lock import local_holder
 from grok_sweep.util import interrupt
 
 log = logging.getLogger(__name__)
@@ -52,9 +50,4 @@ def stop(sweep: Path, signum: int) -> None:
 
 def _job_processes(sweep: Path) -> set[int]:
     """The processes of this machine, other than this one, that hold the lock of a job under `sweep`."""
-    here, found = socket.gethostname(), set()
-    for lock in sweep.rglob(LOCK_FILE):
-        holder = held_by(lock.parent) or ""
-        if (m := re.fullmatch(r"pid (\d+) on (.+)", holder)) and m.group(2) == here and int(m.group(1)) != os.getpid():
-            found.add(int(m.group(1)))
-    return found
+    return {pid for lock in sweep.rglob(LOCK_FILE) if (pid := local_holder(lock.parent)) not in (None, os.getpid())}

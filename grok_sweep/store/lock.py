@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import socket
 import time
 from pathlib import Path
 from typing import Optional
 
 from grok_sweep.store.layout import LOCK_FILE
+
+HOLDER = "pid {pid} on {host}"  # what the lock file holds: its holder, for messages and to be asked to stop
 
 
 class JobLock:
@@ -35,7 +38,7 @@ class JobLock:
                     os.close(fd)
                     return False
                 time.sleep(0.05)
-        holder = f"pid {os.getpid()} on {socket.gethostname()}\n".encode()
+        holder = f"{HOLDER.format(pid=os.getpid(), host=socket.gethostname())}\n".encode()
         if os.pread(fd, 200, 0) != holder:  # left as it is when it already names this process
             os.ftruncate(fd, 0)
             os.pwrite(fd, holder, 0)
@@ -70,3 +73,9 @@ def held_by(folder: Path) -> Optional[str]:
         return None
     finally:
         os.close(fd)  # also drops the shared lock, if taken
+
+
+def local_holder(folder: Path) -> Optional[int]:
+    """The pid of the process on this machine that trains the job in `folder` right now, or None."""
+    found = re.fullmatch(HOLDER.format(pid=r"(\d+)", host="(.+)"), held_by(folder) or "")
+    return int(found.group(1)) if found and found.group(2) == socket.gethostname() else None

@@ -15,28 +15,29 @@ import numpy as np
 from safetensors import safe_open
 from safetensors.numpy import load, save
 
+EMPTY = "empty (0 bytes)"
+
 
 def metadata(path: Path) -> dict[str, str]:
-    """The file's `__metadata__` (string to string), without reading a tensor; raises if the header is damaged."""
-    check(path)
-    with safe_open(str(path), framework="np") as f:
+    """The file's `__metadata__` (string to string), without reading a tensor. Raises, with the reason in one line,
+    unless the file's header parses and the file holds every byte it says."""
+    with open(path, "rb") as f:  # Python's own errors first: a folder where the file should be, no permission
+        if not f.read(1):
+            raise ValueError(EMPTY)
+    with safe_open(str(path), framework="np") as f:  # SafetensorError: header too small, incomplete metadata, ...
         return f.metadata() or {}
 
 
 def check(path: Path) -> None:
-    """Raise, with the reason in one line, unless the file's header parses and the file holds every byte it says."""
-    with open(path, "rb") as f:  # Python's own errors first: a folder where the file should be, no permission
-        if not f.read(1):
-            raise ValueError("empty (0 bytes)")
-    with safe_open(str(path), framework="np"):  # SafetensorError: header too small, incomplete metadata, ...
-        pass
+    """Raise, with the reason in one line, unless the file is whole by its header (metadata's checks)."""
+    metadata(path)
 
 
 def read(path: Path) -> dict[str, np.ndarray]:
     """Every tensor of the file, by name, each a writable array of its own."""
     data = Path(path).read_bytes()
     if not data:
-        raise ValueError("empty (0 bytes)")
+        raise ValueError(EMPTY)
     return {k: np.array(v) for k, v in load(data).items()}
 
 
