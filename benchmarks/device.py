@@ -9,7 +9,13 @@ Loops: `Trainer.fit` for --steps steps (evals every 10, no early stop, compile c
 the first two steps (which compile). The whole run: `run_job` on `+experiment=nanda2023` as a user runs
 it (progress measures, snapshots, early stopping; --full-steps caps it), its wall time, memorization and
 grokking steps. The reference is the published notebook's 21.7 it/s (Nanda et al.'s nanda2023 run on a
-GPU); issue 16 asks for 10x that. Needs no peers: PyTorch and JAX are timed by benchmarks/speed.py.
+GPU); issue 16 asks for 10x that.
+
+Packs (benchmarks/pack.py, the stacked form off the CPU): run-steps/s (members x steps/s) of K seeds of nanda2023
+trained as one pack, K = 1, 4, 16, 64, against one single run, and the peers on the same device (gpu_peers.py):
+PyTorch eager and torch.compile, JAX jax.jit (steps/s of one run) and jax.vmap over the same K members (run-steps/s),
+each training the same model, split, initial weights, loss and AdamW. --no-peers leaves them out (torch and jax
+needed: pip install -e '.[bench]', or the device machine's own).
 """
 
 from __future__ import annotations
@@ -51,6 +57,35 @@ def whole_run(device: str, steps: int | None) -> dict:
     return {"wall_s": wall, **{k: result.get(k) for k in ("status", "steps_run", "steps_per_s")}, **found}
 
 
+def packs(device: str, steps: int, ks: list[int], peers: bool) -> None:
+    from pack import _configs, pack, single
+
+    one = single("nanda2023", device, steps)["rate"]
+    print(f"\n| nanda2023 on {device} | K | run-steps/s | x one run |")
+    print("|---|---|---|---|")
+    print(f"| grok_sweep, one run | 1 | {one:.1f} | 1.00 |", flush=True)
+    for k in ks:
+        r = pack("nanda2023", k, device, steps, stacked=device.split(":")[0].upper() != "CPU")
+        print(f"| grok_sweep pack | {k} | {r['rate']:.1f} | {r['rate'] / one:.2f} |", flush=True)
+    if not peers:
+        return
+    import gpu_peers
+
+    cfg = _configs("nanda2023", 1, device, steps)[0]  # the peers read its split and initial weights
+    rows = [("torch eager", 1, lambda: gpu_peers.torch_steps(cfg, steps, compiled=False)),
+            ("torch.compile", 1, lambda: gpu_peers.torch_steps(cfg, steps, compiled=True)),
+            ("jax.jit", 1, lambda: gpu_peers.jax_steps(cfg, steps))]  # fmt: skip
+    for k in ks:
+        rows.append(("jax.vmap", k, lambda k=k: gpu_peers.jax_vmap(_configs("nanda2023", k, device, steps), steps)))
+    for name, k, run in rows:
+        try:
+            r = run()
+        except Exception as err:  # noqa: BLE001 - a peer that cannot run here is said, the others go on
+            print(f"| {name} | {k} | failed: {type(err).__name__}: {str(err).splitlines()[0][:80]} | |", flush=True)
+            continue
+        print(f"| {name} | {k} | {r['steps_per_s']:.1f} | {r['steps_per_s'] / one:.2f} |", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", required=True, help="a tinygrad device: NV, CUDA, AMD, METAL, CPU, ...")
@@ -58,6 +93,10 @@ def main() -> None:
     ap.add_argument("--full-steps", type=int, default=None, help="cap on the whole run (default: the preset's)")
     ap.add_argument("--cases", nargs="*", choices=list(CASES), default=list(CASES), help="the loops to time")
     ap.add_argument("--no-full", action="store_true", help="the loops only")
+    ap.add_argument("--ks", nargs="*", type=int, default=[1, 4, 16, 64], help="pack sizes (default 1 4 16 64)")
+    ap.add_argument("--pack-steps", type=int, default=50, help="timed steps of each pack and peer (default 50)")
+    ap.add_argument("--no-packs", action="store_true", help="leave the packs and the peers out")
+    ap.add_argument("--no-peers", action="store_true", help="leave PyTorch and JAX out")
     args = ap.parse_args()
     print(f"| case | device | steps/s | x notebook ({NOTEBOOK_STEPS_PER_S} it/s) | first 2 steps s |")
     print("|---|---|---|---|---|")
@@ -65,6 +104,8 @@ def main() -> None:
         r = loop(CASES[case], args.device, args.steps)
         ratio = r["steps_per_s"] / NOTEBOOK_STEPS_PER_S
         print(f"| {case} | {args.device} | {r['steps_per_s']:.2f} | {ratio:.2f} | {r['compile_s']:.1f} |", flush=True)
+    if not args.no_packs:
+        packs(args.device, args.pack_steps, args.ks, not args.no_peers)
     if not args.no_full:
         r = whole_run(args.device, args.full_steps)
         print(f"whole nanda2023 run on {args.device}: {r['status']} after {r['steps_run']} steps in {r['wall_s']:.1f} s"

@@ -99,3 +99,48 @@ def _block(p: dict, x, heads: int):  # noqa: ANN001, ANN202
     att = jnp.where(jnp.tril(jnp.ones((t, t), dtype=bool)), att, -jnp.inf)
     x = x + (jax.nn.softmax(att, axis=-1) @ v).transpose(0, 2, 1, 3).reshape(b, t, d) @ p["wo"]
     return x + jax.nn.relu(x @ p["w_in"] + p["b_in"]) @ p["w_out"] + p["b_out"]
+
+
+def run_jax_vmap(cfgs: list, steps: int) -> dict:  # noqa: ANN001 - DictConfigs of one shape
+    """K members of one shape under jax.vmap of one jitted step (the JAX way of training many small networks at
+    once): each member its own split, initial weights, weight decay and lr; run-steps/s (K x steps/s)."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from grok_sweep.train.trainer import Trainer
+
+    jax.config.update("jax_enable_x64", True)
+    trainers = [Trainer(c) for c in cfgs]  # the members' splits and initial weights
+    heads, o = cfgs[0].model.heads, cfgs[0].optim
+    params = jax.tree.map(lambda *a: jnp.stack(a), *[_params(t.model) for t in trainers])
+    x, y = (jnp.asarray(np.stack([getattr(t.split, n) for t in trainers])) for n in ("x_train", "y_train"))
+    lr = jnp.asarray([c.optim.lr for c in cfgs], dtype=jnp.float32)
+    wd = jnp.asarray([c.weight_decay for c in cfgs], dtype=jnp.float32)
+
+    def member_step(p, m, v, x, y, lr, wd, t):
+        def loss_fn(p):
+            h = p["tok"][x] + p["pos"]
+            for blk in p["blocks"]:
+                h = _block(blk, h, heads)
+            logp = jax.nn.log_softmax((h @ p["unembed"])[:, -1].astype(jnp.float64), axis=-1)
+            return -jnp.take_along_axis(logp, y[:, None], axis=-1).mean()
+
+        loss, grads = jax.value_and_grad(loss_fn)(p)
+        m = jax.tree.map(lambda m, g: o.beta1 * m + (1 - o.beta1) * g, m, grads)
+        v = jax.tree.map(lambda v, g: o.beta2 * v + (1 - o.beta2) * g * g, v, grads)
+        c1, c2 = 1 - o.beta1**t, 1 - o.beta2**t
+        p = jax.tree.map(lambda w, m, v: w * (1 - lr * wd) - lr * (m / c1) / (jnp.sqrt(v / c2) + o.eps), p, m, v)
+        return p, m, v, loss
+
+    step = jax.jit(jax.vmap(member_step, in_axes=(0, 0, 0, 0, 0, 0, 0, None)), donate_argnums=(0, 1, 2))
+    m, v = jax.tree.map(jnp.zeros_like, params), jax.tree.map(jnp.zeros_like, params)
+    t0 = time.perf_counter()
+    for s in range(steps):
+        params, m, v, loss = step(params, m, v, x, y, lr, wd, jnp.float32(s + 1))
+        if s == 1:
+            loss.block_until_ready()
+            first, t1 = time.perf_counter() - t0, time.perf_counter()
+    loss.block_until_ready()
+    return {"run_steps_per_s": len(cfgs) * (steps - 2) / (time.perf_counter() - t1), "first_s": first,
+            "losses": np.asarray(loss).tolist()}  # fmt: skip

@@ -200,3 +200,11 @@ def test_a_plain_grid_plans_as_before():
     jobs, swept = plan(["weight_decay=0.1,1.0", "train_ratio=0.2,0.3,0.5", "steps=40"])
     assert len(jobs) == 6 and swept == ["weight_decay", "train_ratio"]
     assert frozenset({"weight_decay=0.1", "train_ratio=0.5", "steps=40"}) in jobs
+
+
+def test_the_pack_launcher_runs_the_same_points_as_the_basic_launcher(basic, tmp_path):
+    # each round's jobs trained as one pack; on the CPU a member's numbers are its single run's (tests/test_pack.py)
+    _sweep(tmp_path / "pack", "hydra/launcher=pack", "hydra.launcher.size=16")
+    assert _rounds(tmp_path / "pack") == _rounds(basic[0])
+    sizes = {json.loads(p.read_text())["pack"]["size"] for p in (tmp_path / "pack").glob(f"*/{RESULT_FILE}")}
+    assert max(sizes) > 1

@@ -33,9 +33,18 @@ def _picked(logits: Tensor, labels: Tensor, dtype: str, kind: str, split: bool) 
 
 
 def _mean(per_example: Tensor, weight: Tensor | None) -> Tensor:
+    """The mean over the last axis (a run's examples; a pack's (K, batch) gives each member's), over the examples of
+    weight 1 if `weight`."""
     if weight is None:
-        return per_example.mean()
-    return (per_example * weight.cast(per_example.dtype)).sum() / weight.sum().cast(per_example.dtype)
+        return per_example.mean(axis=-1)
+    return (per_example * weight.cast(per_example.dtype)).sum(axis=-1) / weight.sum(axis=-1).cast(per_example.dtype)
+
+
+def accuracy(logits: Tensor, labels: Tensor, weight: Tensor | None = None, split: bool = False) -> Tensor:
+    """The fraction of examples (of weight 1) whose largest logit is the label's, per run as _mean."""
+    hit = (logits.argmax(axis=-1) == labels).cast(dtypes.float32)
+    hit = hit.contiguous() if split else hit  # as cross_entropy's split
+    return hit.mean(axis=-1) if weight is None else (hit * weight).sum(axis=-1) / weight.sum(axis=-1)
 
 
 def cross_entropy(logits: Tensor, labels: Tensor, dtype: str = "float64", weight: Tensor | None = None,

@@ -123,6 +123,14 @@ class RefineSweeperConfig:
     max_jobs: int = 200  # the budget: jobs in all (points times replicates), the coarse grid's included
 
 
+# hydra/launcher=pack: jobs of one shape trained as one program (hydra.launcher.size=16 ...), registered by its plugin
+# (hydra_plugins/grok_sweep_pack); docs/guide/pack.md
+@dataclass
+class PackLauncherConfig:
+    _target_: str = "hydra_plugins.grok_sweep_pack.pack_launcher.PackLauncher"
+    size: Optional[int] = None  # members per pack at most; null: 1 on the CPU, else what memory allows (at most 64)
+
+
 # `${grok_sweep.cwd:}` in conf/config.yaml: the command's working directory. Cached like Hydra's `${now:...}`, and
 # Hydra copies the cache into every job's config, so a job that runs elsewhere (a Ray worker) gets the command's.
 # Registered on import: a launcher's worker imports this module with the job's function.
@@ -131,11 +139,12 @@ if not OmegaConf.has_resolver("grok_sweep.cwd"):
 
 
 def register() -> None:
-    """Register the schemas (a group's in schema/<group>, which its YAMLs extend), and the refining sweeper:
-    Hydra's plugin scan misses it in an editable install (setuptools' import hook lists no modules), so it is
-    registered by hand as well (Hydra's own Plugins.register; twice is once)."""
+    """Register the schemas (a group's in schema/<group>, which its YAMLs extend), the refining sweeper and the pack
+    launcher: Hydra's plugin scan misses them in an editable install (setuptools' import hook lists no modules), so
+    they are registered by hand as well (Hydra's own Plugins.register; twice is once)."""
     from hydra.core.plugins import Plugins
 
+    from hydra_plugins.grok_sweep_pack.pack_launcher import PackLauncher
     from hydra_plugins.grok_sweep_refine.refine_sweeper import RefineSweeper
 
     cs = ConfigStore.instance()
@@ -144,6 +153,7 @@ def register() -> None:
         for name, node in schemas.items():
             cs.store(group=f"schema/{group}", name=name, node=node)  # not an option of the group: glob(*) skips it
     Plugins.instance().register(RefineSweeper)
+    Plugins.instance().register(PackLauncher)
 
 
 def schema_keys(node: type = Config, prefix: str = "") -> list[str]:

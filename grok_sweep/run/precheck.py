@@ -66,6 +66,14 @@ def _missing_launcher(overrides: list[str]) -> list[str]:
     return []
 
 
+def _pack_size_problem(overrides: list[str]) -> list[str]:
+    """hydra/launcher=pack's size: null or a number of jobs >= 1 (Hydra checks that it is an int)."""
+    size = _choice(overrides, "hydra.launcher.size")
+    if _launcher(overrides) != "pack" or size is None or size == "null" or not size.lstrip("-").isdigit():
+        return []
+    return [] if int(size) >= 1 else [f"hydra.launcher.size={size} is not allowed: null or a number of jobs >= 1"]
+
+
 def _hydra_args(args: list[str]) -> Optional[Any]:
     """The command line as Hydra's own parser reads it; None where Hydra alone should answer it (its own
     commands, or arguments its parser refuses: it says why itself)."""
@@ -169,7 +177,7 @@ def _check(hydra: Any, parsed: Any, multirun: bool, sweep_args: list[Any], jobs:
             continue
         close = difflib.get_close_matches(key, known, n=1)
         problems.append(f"unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-    if problems:
+    if problems := problems or _pack_size_problem(list(parsed.overrides)):
         return problems
     if folder := output_problem(parsed.overrides, multirun):
         return [folder]

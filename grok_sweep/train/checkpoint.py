@@ -21,8 +21,9 @@ from grok_sweep.store.weights import file_meta
 from grok_sweep.util.files import atomic_write
 
 
-def _save(tensors: dict[str, Tensor], meta: dict[str, Any], path: Path) -> Path:
-    arrays = {k: t.numpy() for k, t in tensors.items()}
+def _save(tensors: dict[str, Tensor | np.ndarray], meta: dict[str, Any], path: Path) -> Path:
+    # a pack's member hands host arrays (train/pack_member.py): cut from one copy of the pack's state
+    arrays = {k: t if isinstance(t, np.ndarray) else t.numpy() for k, t in tensors.items()}
     atomic_write(path, lambda p: safetensors.write(p, arrays, {META_KEY: json.dumps(meta)}))
     return path
 

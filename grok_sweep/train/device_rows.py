@@ -21,10 +21,6 @@ SYNC_STEPS = 100
 EVAL_ROWS = 16
 
 
-class Diverged(Exception):
-    """A fetched train row is not finite."""
-
-
 def evals_per_sync(eval_every: int, hold: int) -> int:
     """Evals between syncs: SYNC_STEPS steps' worth, at most EVAL_ROWS, and none more than fit in
     `hold` (train.early_stop) steps (see Trainer._sync); at least one."""

@@ -12,6 +12,8 @@ every state tensor, so that a checkpoint holds it and a resumed run continues id
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from omegaconf import DictConfig
 from tinygrad import Tensor, dtypes
 
@@ -27,20 +29,37 @@ class NoFilter:
 
 
 class _Filter:
-    def __init__(self, params: list[Tensor], lamb: float):
+    def __init__(self, params: list[Tensor], lamb: float | Tensor, active: Tensor | None = None):
         self.lamb = lamb
         self.device = params[0].device
+        # a pack's (train/pack.py): each member's lamb (and alpha) a (K,) tensor, and only active members' state moves
+        self.active = active
+        k = 1 if active is None else active.shape[0]
         # how many gradients the filter has seen: the steps it ran, in this run and before a resume
-        self.count = Tensor.zeros(1, dtype=dtypes.int32, device=self.device).contiguous()
+        self.count = Tensor.zeros(k, dtype=dtypes.int32, device=self.device).contiguous()
+
+    def _each(self, v: float | Tensor, g: Tensor) -> float | Tensor:
+        """A pack's per-member value (K,) against a member-stacked gradient (K, ...); a run's as it is."""
+        return v.reshape(-1, *[1] * (g.ndim - 1)) if self.active is not None and isinstance(v, Tensor) else v
+
+    def _keep(self, new: Tensor, old: Tensor, g: Tensor) -> Tensor:
+        return new if self.active is None else self._each(self.active, g).where(new, old)
+
+    def _tick(self) -> None:
+        self.count.assign(self.count + (1 if self.active is None else self.active.cast(dtypes.int32)))
 
     def _state(self, name: str, buffers: list[Tensor]) -> dict[str, Tensor]:
         return {**{f"grokfast.{name}.{i}": t for i, t in enumerate(buffers)}, "grokfast.count": self.count}
 
 
 class EMA(_Filter):
-    def __init__(self, params: list[Tensor], alpha: float, lamb: float):
-        super().__init__(params, lamb)
+    def __init__(self, params: list[Tensor], alpha: float | Tensor, lamb: float | Tensor, active: Tensor | None = None,
+                 rest: float | Tensor | None = None):  # fmt: skip
+        super().__init__(params, lamb, active)
         self.alpha = alpha
+        # 1 - alpha: a pack's from each member's alpha on the host (a float32 tensor computing it would round it
+        # otherwise than the single run's constant)
+        self.rest = 1 - alpha if rest is None else rest
         self.mu = [Tensor.zeros(*p.shape, device=self.device).contiguous() for p in params]
         Tensor.realize(self.count, *self.mu)
 
@@ -48,10 +67,11 @@ class EMA(_Filter):
         first = self.count == 0
         out = []
         for mu, g in zip(self.mu, grads, strict=True):
-            new = self.alpha * first.where(g, mu) + (1 - self.alpha) * g  # their code: mu = g, then the update
-            mu.assign(new)
-            out.append(g + self.lamb * new)
-        self.count.assign(self.count + 1)
+            alpha, lamb, rest = self._each(self.alpha, g), self._each(self.lamb, g), self._each(self.rest, g)
+            new = alpha * self._each(first, g).where(g, mu) + rest * g  # their code: mu = g, then the update
+            mu.assign(self._keep(new, mu, g))
+            out.append(g + lamb * new)
+        self._tick()
         return out
 
     def state(self) -> dict[str, Tensor]:
@@ -59,33 +79,40 @@ class EMA(_Filter):
 
 
 class MA(_Filter):
-    def __init__(self, params: list[Tensor], window: int, lamb: float):
-        super().__init__(params, lamb)
+    def __init__(self, params: list[Tensor], window: int, lamb: float | Tensor, active: Tensor | None = None):
+        super().__init__(params, lamb, active)
         self.window = window
         self.ring = [Tensor.zeros(window, *p.shape, device=self.device).contiguous() for p in params]
         Tensor.realize(self.count, *self.ring)
 
     def __call__(self, grads: list[Tensor]) -> list[Tensor]:
-        slot = Tensor.arange(self.window) == self.count % self.window
-        full = self.count + 1 >= self.window  # the current gradient fills the window
+        w = self.window
+        # (window,) for a run; (window, K) for a pack, each member's slot at its own count
+        slot = Tensor.arange(w).reshape(w, *([] if self.active is None else [1])) == self.count % w
+        full = self.count + 1 >= w  # the current gradient fills the window
         out = []
         for ring, g in zip(self.ring, grads, strict=True):
-            here = slot.reshape(self.window, *([1] * g.ndim))
+            here = slot.reshape(*slot.shape, *([1] * (g.ndim - slot.ndim + 1)))
             new = here.where(g.unsqueeze(0), ring)  # the oldest gradient replaced by this one
-            ring.assign(new)
+            keep = None if self.active is None else self.active.reshape(1, -1, *[1] * (g.ndim - 1))
+            ring.assign(new if keep is None else keep.where(new, ring))
             # the mean of the whole window each step, not a running sum: no rounding drift over a long run
-            out.append(full.where(g + self.lamb * new.mean(0), g))
-        self.count.assign(self.count + 1)
+            out.append(self._each(full, g).where(g + self._each(self.lamb, g) * new.mean(0), g))
+        self._tick()
         return out
 
     def state(self) -> dict[str, Tensor]:
         return self._state("ring", self.ring)
 
 
-def make_filter(cfg: DictConfig, params: list[Tensor]) -> NoFilter | EMA | MA:
-    """The filter the config group `grokfast` chose, with zero state for `params`."""
+def make_filter(cfg: DictConfig, params: list[Tensor], each: Callable[..., Tensor] | None = None,
+                active: Tensor | None = None) -> NoFilter | EMA | MA:  # fmt: skip
+    """The filter the config group `grokfast` chose, with zero state for `params`; a pack's with `each(key, f)` the
+    (K,) tensor of f(its members' values of grokfast.<key>), and `active` its (K,) mask of members that train."""
+    value = (lambda key, f=None: cfg[key] if f is None else f(cfg[key])) if each is None else each
     if cfg.name == "ema":
-        return EMA(params, cfg.alpha, cfg.lamb)
+        rest = None if each is None else each("alpha", lambda a: 1 - a)
+        return EMA(params, value("alpha"), value("lamb"), active, rest)
     if cfg.name == "ma":
-        return MA(params, cfg.window, cfg.lamb)
+        return MA(params, cfg.window, value("lamb"), active)
     return NoFilter()

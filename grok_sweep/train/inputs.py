@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from tinygrad import Tensor
 
-from grok_sweep.data.batches import EVAL_CHUNK, PAD_TO, chunk_sizes, pad
+from grok_sweep.data.batches import EVAL_CHUNK, PAD_TO, chunk_sizes, pad, padded
 from grok_sweep.store.layout import TEST_ACC, TEST_LOSS
 
 
@@ -31,6 +31,34 @@ def eval_chunks(x: np.ndarray, y: np.ndarray, device: str, chunk: int = EVAL_CHU
                          None if ws is None else Tensor(ws, device=device), n))  # fmt: skip
         at += n
     return out
+
+
+def stack_examples(parts: list[tuple[np.ndarray, np.ndarray]], multiple: int) -> tuple[np.ndarray, ...]:
+    """A pack's members' (x, y) stacked as (K, n, ...), each padded to the largest (repeating its first example),
+    padded up to a multiple of `multiple`; and the weights, 1 real, 0 padding."""
+    n = padded(max(len(y) for _, y in parts), multiple)
+    xs, ys, ws = [], [], []
+    for x, y in parts:
+        extra = n - len(y)
+        xs.append(np.concatenate([x, np.repeat(x[:1], extra, 0)]))
+        ys.append(np.concatenate([y, np.repeat(y[:1], extra)]))
+        ws.append(np.r_[np.ones(len(y)), np.zeros(extra)].astype(np.float32))
+    return np.stack(xs), np.stack(ys), np.stack(ws)
+
+
+def stacked_chunks(parts: list[tuple[np.ndarray, np.ndarray]], device: str, chunk: int = EVAL_CHUNK
+                   ) -> tuple[list[Chunk], list[list[int]]]:  # fmt: skip
+    """A pack's members' test sets stacked (K, n, ...) in chunks of one shape (as eval_chunks), each chunk with its
+    weights; and each member's real examples per chunk."""
+    x, y, w = stack_examples(parts, PAD_TO)
+    size = min(x.shape[1], chunk)
+    extra = -x.shape[1] % size  # whole chunks: more padding of weight 0
+    x, y = (np.concatenate([a, np.repeat(a[:, :1], extra, 1)], 1) for a in (x, y))
+    w = np.concatenate([w, np.zeros((len(w), extra), np.float32)], 1)
+    starts = range(0, x.shape[1], size)
+    chunks = [Chunk(*(Tensor(np.ascontiguousarray(a[:, i : i + size]), device=device) for a in (x, y, w)), size)
+              for i in starts]  # fmt: skip
+    return chunks, [[max(0, min(size, len(yk) - i)) for i in starts] for _, yk in parts]
 
 
 # the values of an eval row that are means over the test examples; the others are the same in every chunk

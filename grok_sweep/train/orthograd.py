@@ -15,12 +15,17 @@ from tinygrad import Tensor
 EPS = 1e-30  # theirs: keeps 0/0 away for a zero tensor (a bias at init: w.w = 0, so g passes unchanged)
 
 
-def orthogonalize(params: list[Tensor], grads: list[Tensor]) -> list[Tensor]:
-    """Each gradient without its component along its own weights, at its original norm."""
+def _total(t: Tensor, packed: bool) -> Tensor:
+    """The sum over a tensor (a run's), or over each member's part of a member-stacked one (a pack's, (K, 1, ...))."""
+    return t.sum(axis=tuple(range(1, t.ndim)), keepdim=True) if packed else t.sum()
+
+
+def orthogonalize(params: list[Tensor], grads: list[Tensor], packed: bool = False) -> list[Tensor]:
+    """Each gradient without its component along its own weights, at its original norm (each member's, `packed`)."""
     out = []
     for w, g in zip(params, grads, strict=True):
         w = w.detach()
-        orth = g - ((w * g).sum() / ((w * w).sum() + EPS)) * w
-        norm = (g * g).sum().sqrt()
-        out.append(orth * (norm / ((orth * orth).sum().sqrt() + EPS)))
+        orth = g - (_total(w * g, packed) / (_total(w * w, packed) + EPS)) * w
+        norm = _total(g * g, packed).sqrt()
+        out.append(orth * (norm / (_total(orth * orth, packed).sqrt() + EPS)))
     return out

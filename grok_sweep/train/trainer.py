@@ -21,28 +21,23 @@ from grok_sweep.data.tasks import Split, job_split, seed_streams
 from grok_sweep.fast import make_groups, prepare_device
 from grok_sweep.model import forward
 from grok_sweep.model.gpt import job_model
-from grok_sweep.model.loss import cross_entropy, loss_and_collapse
+from grok_sweep.model.loss import accuracy, cross_entropy, loss_and_collapse
 from grok_sweep.model.measures import Measures, n_freqs
 from grok_sweep.model.sizes import vocab
 from grok_sweep.store.layout import TRAIN_COLS, eval_row_width
 from grok_sweep.train import compile_cache, loop
-from grok_sweep.train.device_rows import EVAL_ROWS, HIST_ROWS, SYNC_STEPS, Diverged, Ring, evals_per_sync
+from grok_sweep.train.device_rows import EVAL_ROWS, HIST_ROWS, SYNC_STEPS, Ring, evals_per_sync
 from grok_sweep.train.early_stop import EarlyStop
 from grok_sweep.train.grokfast import make_filter
-from grok_sweep.train.inputs import combine, eval_chunks
-from grok_sweep.train.loop import Outcome, Progress
+from grok_sweep.train.inputs import eval_chunks
+from grok_sweep.train.loop import Outcome, Plan, Progress
+from grok_sweep.train.members import Member, Runs
 from grok_sweep.train.metrics_log import MetricsLog
 from grok_sweep.train.norm_constraint import NormConstraint, global_norm
 from grok_sweep.train.orthograd import orthogonalize
 
 
-def _accuracy(logits: Tensor, labels: Tensor, weight: Tensor | None = None, split: bool = False) -> Tensor:
-    hit = (logits.argmax(axis=-1) == labels).cast(dtypes.float32)
-    hit = hit.contiguous() if split else hit  # as cross_entropy's split
-    return hit.mean() if weight is None else (hit * weight).sum() / weight.sum()
-
-
-class Trainer:
+class Trainer(Runs):
     def __init__(self, cfg: DictConfig, device: str | None = None):
         _, init_seed, batch_seed = seed_streams(cfg.seed)
         self.split: Split = job_split(cfg)
@@ -80,7 +75,7 @@ class Trainer:
         self.n_freqs = n_freqs(cfg.modulus) if cfg.measures else 0
         self.eval_rows = Ring(EVAL_ROWS * len(self.test), eval_row_width(self.n_freqs), dev)
         self.eval_calls = 0  # eval JIT calls so far: the number of the next one's row
-        self.pending: list[tuple[int, int]] = []  # (step, its first eval call) of evals not fetched yet
+        self.pending: list[tuple[int, int, list[int]]] = []  # (step, its first eval call, [0]) of evals not fetched
         chunks = [t for c in self.test for t in (c.x, c.y, c.w) if t is not None]
         rings = (self.train_rows.buf, self.train_rows.counter, self.eval_rows.buf, self.eval_rows.counter)
         Tensor.realize(*self.params, self.opt.wd, self.x_train, self.y_train, *chunks, *rings)
@@ -88,6 +83,7 @@ class Trainer:
             Measures(cfg.modulus, cfg.operation, s.x_train[:, :2], dev, cfg.train.loss_dtype) if cfg.measures else None
         )
         self.log = MetricsLog(cfg.steps, self.n_freqs)
+        self.members = [Member(self.log, self.early_stop, cfg.steps)]  # one run
         self.step = 0  # the next step to run
         self.train_step, self.eval_jit = TinyJit(self._train_step), TinyJit(self._eval_step)
         # CPU only: that is where a loaded JIT has been checked against a compiled one
@@ -114,7 +110,7 @@ class Trainer:
             grads = orthogonalize(self.params, grads) if self.cfg.optim.orthogonal else grads
             for p, g in zip(self.params, grads, strict=True):
                 p.grad = g
-            acc = _accuracy(logits, y, w, split=self.split_sums)
+            acc = accuracy(logits, y, w, split=self.split_sums)
             row = Tensor.stack(*(t.cast(dtypes.float32) for t in (loss, acc, *collapsed)))
             Tensor.realize(*self.train_rows.write(row), *self.grad_filter.state().values(), *self.opt.schedule_step())
             if self.constraint is not None:  # on the updated weights: a second realize
@@ -125,42 +121,16 @@ class Trainer:
         """One test chunk's eval row (store.layout.eval_row_width) into the eval ring."""
         logits = forward.logits(self.model, x)
         loss = cross_entropy(logits, y, self.cfg.train.loss_dtype, w, split=self.split_sums, kind=self.cfg.loss.name)
-        acc = _accuracy(logits, y, w, self.split_sums)
+        acc = accuracy(logits, y, w, self.split_sums)
         out = Tensor.stack(loss.cast(dtypes.float32), acc, global_norm(self.params))
         out = out if self.measures is None else out.cat(self.measures(self.model))
         Tensor.realize(*self.eval_rows.write(out))
         return self.eval_rows.counter
 
-    def run_eval(self) -> int:
-        """Evaluate every test chunk into the device buffer; the number of its first call."""
-        first = self.eval_calls
-        for c in self.test:
-            self.eval_jit(c.x, c.y, c.w)
-        self.eval_calls += len(self.test)
-        return first
-
-    def _eval_values(self, rows: np.ndarray, first: int) -> np.ndarray:
-        return combine(list(Ring.take(rows, first, len(self.test))), [c.n for c in self.test])
-
     def eval_step(self) -> np.ndarray:
         """Test loss and accuracy (over the test chunks), weight norm, then the measures if on; now."""
         first = self.run_eval()
-        return self._eval_values(self.eval_rows.buf.numpy(), first)
-
-    def fetch(self, upto: int) -> list[tuple[int, np.ndarray]]:
-        """Copy the train rows of steps [log.filled, upto) and the queued evals from the device into the log;
-        the evals' (step, values). Raises Diverged if a train row is non-finite."""
-        hist = self.train_rows.buf.numpy() if upto > self.log.filled else None
-        rows = self.eval_rows.buf.numpy() if self.pending else None
-        finite, evals = True, []
-        for step, first in self.pending:  # in step order, as if each had been fetched at its step
-            finite &= self._add_train_rows(hist, step)
-            evals.append((step, self._eval_values(rows, first)))
-            self.log.add_eval(*evals[-1])
-        self.pending = []
-        if not (finite & self._add_train_rows(hist, upto)):
-            raise Diverged
-        return evals
+        return self._eval_values(self.eval_rows.buf.numpy(), first, 0)
 
     def batch(self) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor] | None]:
         """Inputs, labels and lookup groups of the next step's batch."""
@@ -171,17 +141,6 @@ class Trainer:
         x, dev = self.split.x_train[idx], self.device
         groups = self._groups(x, capacity=size)  # a fixed shape for the JIT
         return Tensor(x, device=dev), Tensor(self.split.y_train[idx], device=dev), groups
-
-    def fetch_train_rows(self, upto: int) -> bool:
-        """Copy the train metrics of steps [log.filled, upto) from the device; False if any is non-finite."""
-        return self._add_train_rows(self.train_rows.buf.numpy() if upto > self.log.filled else None, upto)
-
-    def _add_train_rows(self, hist: np.ndarray | None, upto: int) -> bool:
-        if upto <= self.log.filled:
-            return True
-        rows = Ring.take(hist, self.log.filled, upto - self.log.filled)
-        self.log.add_train(rows)
-        return bool(np.isfinite(rows).all())
 
     def state(self) -> dict[str, Tensor]:
         """Everything a resumed run needs on the device: weights, optimizer moments, step counter."""
@@ -203,7 +162,7 @@ class Trainer:
         """Continue from a checkpoint taken at step host["step"], with the metrics rows before it from `folder`."""
         for name, t in self.state().items():
             t.assign(Tensor(arrays[name], device=t.device)).realize()
-        self.step = host["step"]
+        self.step = self.members[0].first = host["step"]
         self.batch_rng.bit_generator.state = host["batch_rng"]
         self.log.restore(folder, self.step)
         if "early_stop" in host:
@@ -214,4 +173,7 @@ class Trainer:
     def fit(self, progress: Progress | None = None, checkpoint: Callable[[], None] | None = None,
             snapshot: Callable[[int], None] | None = None) -> Outcome:  # fmt: skip
         """Train from self.step to cfg.steps (train/loop.py's fit)."""
-        return loop.fit(self, progress, checkpoint, snapshot)
+        return loop.fit(self, [Plan.of(self.cfg, progress, checkpoint, snapshot)])
+
+    def activate(self, step: int) -> None:
+        """Before step `step`'s update: the one run takes every update until it ends (a pack's members may not)."""
