@@ -72,7 +72,7 @@ def train(jobs: list[tuple[DictConfig, Path]], size: Optional[int], sweep: Optio
         cfg = cfgs[members[0]]
         device = job_device(cfg.train.device, cfg.train.devices, j)
         if len(members) == 1:
-            results[members[0]] = _single(*jobs[members[0]], device)
+            results[members[0]] = _single(*jobs[members[0]], j)
             continue
         log.info("pack %d: %d jobs on %s", j, len(members), device)
         for i, result in zip(members, run_pack([jobs[i] for i in members], device), strict=True):
@@ -80,11 +80,9 @@ def train(jobs: list[tuple[DictConfig, Path]], size: Optional[int], sweep: Optio
     return results
 
 
-def _single(cfg: DictConfig, out_dir: Path, device: str) -> Any:
-    with open_dict(cfg):
-        cfg.train.device, cfg.train.devices = device, 1
+def _single(cfg: DictConfig, out_dir: Path, num: int) -> Any:
     try:
-        return run_job(cfg, out_dir, progress=False)
+        return run_job(cfg, out_dir, progress=False, job_num=num)  # on device num mod train.devices
     except ConfigError as err:
         log.error("job refused: %s", err)
         return None
