@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 from tinygrad import Context, Tensor, TinyJit, dtypes
-from tinygrad.nn.state import get_parameters
+from tinygrad.nn.state import get_parameters, get_state_dict
 
 from grok_sweep.data.batches import PAD_TO
 from grok_sweep.data.tasks import Split, job_split, seed_streams
@@ -41,6 +41,7 @@ from grok_sweep.train.metrics_log import MetricsLog
 from grok_sweep.train.norm_constraint import NormConstraint, global_norm
 from grok_sweep.train.orthograd import orthogonalize
 from grok_sweep.train.pack_adamw import PackAdamW
+from grok_sweep.train.pack_member import PackMember, restore
 
 
 class Pack(Runs):
@@ -210,15 +211,11 @@ class Pack(Runs):
             self._host = {n: t.numpy() for n, t in self.state_tensors().items()}
         return self._host
 
-    def member(self, k: int) -> Any:
-        from grok_sweep.train.pack_member import PackMember
-
+    def member(self, k: int) -> PackMember:
         return PackMember(self, k)
 
     def restore(self, states: dict[int, tuple[dict[str, np.ndarray], dict, Path]]) -> None:
         """Members continuing from their checkpoints: {k: (arrays, host state, folder)}; each resumes at its step."""
-        from grok_sweep.train.pack_member import restore
-
         restore(self, states)
 
 
@@ -227,6 +224,4 @@ def _flat(groups: list[tuple[Tensor, Tensor] | None]) -> list[Tensor]:
 
 
 def _names(model: PackedGPT) -> list[str]:
-    from tinygrad.nn.state import get_state_dict
-
     return list(get_state_dict(model))
