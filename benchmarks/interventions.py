@@ -2,6 +2,8 @@
 
     python benchmarks/interventions.py                     # the documented config (CONFIG below), 3 seeds
     python benchmarks/interventions.py --seeds 5 modulus=47 --only stablemax,orthograd
+    python benchmarks/interventions.py --model mlp         # Prieto et al.'s MLP on their setup (MODELS below)
+    python benchmarks/interventions.py --model quadratic   # Gromov's quadratic MLP: a row per train_ratio
 
 Runs every variant of VARIANTS with every seed, one job per core at a time, each a real grok_sweep job (run_job)
 in `--out`, and prints one table row per variant: the median over seeds of the memorization step (train accuracy
@@ -10,7 +12,7 @@ the budget), the grokking delay (sustained grokking step - memorization step), t
 test accuracy at the last step, and the fraction of train examples whose softmax had collapsed at the last step,
 with each seed's numbers. A run folder that holds a finished run is not run again: `--out` an earlier command's
 folder prints its table again. The detection is aggregation's (grok_sweep.detect, its default rule). The
-reference is the first row, plain AdamW with weight decay 1, in the same command.
+reference is the first row (the transformer's: plain AdamW with weight decay 1), in the same command.
 """
 
 from __future__ import annotations
@@ -38,6 +40,25 @@ VARIANTS = {  # name: (what it is, overrides)
                     ["weight_decay=0", "model.init_scale=0.8", "train.constrain_norm=true"]),
     "grokfast_ema": ("Grokfast EMA (alpha 0.98, lamb 2), weight decay 1", ["weight_decay=1", "grokfast=ema"]),
 }  # fmt: skip
+# --model mlp|quadratic: the families' own setups (conf/experiment/), each with its variants
+MLP_VARIANTS = {
+    "mlp_float32": ("AdamW, weight decay 0, softmax in float32", ["optim.orthogonal=false"]),
+    "mlp_float64": ("AdamW, weight decay 0, softmax in float64",
+                    ["optim.orthogonal=false", "train.loss_dtype=float64"]),
+    "mlp_stablemax": ("weight decay 0 + StableMax (float64, as their code)",
+                      ["optim.orthogonal=false", "loss=stablemax", "train.loss_dtype=float64"]),
+    "mlp_orthograd": ("weight decay 0 + ⊥Grad (float32 softmax: their Fig. 1 run)", []),
+    "mlp_wd1": ("AdamW, weight decay 1, float32", ["optim.orthogonal=false", "weight_decay=1"]),
+}  # fmt: skip
+RATIOS = {f"quadratic_{r}": (f"train_ratio {r}", [f"train_ratio={r}"]) for r in ("0.2", "0.3", "0.4", "0.5")}
+MODELS = {  # --model: (the config every run starts from, its variants)
+    "transformer": (CONFIG, VARIANTS),
+    # their 300 epochs are enough for ⊥Grad; the others get 1500 steps to show what they do (StableMax needed ~30k+)
+    "mlp": (["+experiment=prieto2025_mlp", "steps=1500", "train.early_stop=200", "train.checkpoint_every=0"],
+            MLP_VARIANTS),
+    "quadratic": (["+experiment=gromov2023", "steps=3000", "train.early_stop=200", "train.checkpoint_every=0"], RATIOS),
+}  # fmt: skip
+VARIANTS = {**VARIANTS, **MLP_VARIANTS, **RATIOS}
 
 
 def _median(values: list) -> float:
@@ -75,16 +96,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("overrides", nargs="*", help="config overrides for every run, after the documented config")
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--only", default=",".join(VARIANTS), help=f"comma-separated, from {', '.join(VARIANTS)}")
+    ap.add_argument("--model", choices=list(MODELS), default="transformer", help="the family and its setup")
+    ap.add_argument("--only", help="comma-separated variants (default: every variant of --model's)")
     ap.add_argument("--jobs", type=int, default=2, help="runs at a time (one core each)")
     stamp = time.strftime("interventions-%Y%m%d-%H%M%S")
     ap.add_argument("--out", type=Path, default=ROOT / "outputs" / "benchmarks" / stamp, help="where the runs go")
     args = ap.parse_args()
-    names = args.only.split(",")
-    if unknown := [n for n in names if n not in VARIANTS]:
-        ap.error(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(VARIANTS)}")
-    base = [*CONFIG, *args.overrides]
-    runs = {(n, s): [*base, *VARIANTS[n][1], f"seed={s}"] for n in names for s in range(args.seeds)}
+    config, variants = MODELS[args.model]
+    names = args.only.split(",") if args.only else list(variants)
+    if unknown := [n for n in names if n not in variants]:
+        ap.error(f"unknown variant(s) {', '.join(unknown)} of --model {args.model}; known: {', '.join(variants)}")
+    base = [*config, *args.overrides]
+    runs = {(n, s): [*base, *variants[n][1], f"seed={s}"] for n in names for s in range(args.seeds)}
     print(f"config: the default config with {' '.join(base)}; seeds 0..{args.seeds - 1}")
     status = {k: v[0] for k, v in run_all(runs, args.out, args.jobs).items()}
     print("| variant | memorization step | test acc >= 0.99 | delay | phases | train / test acc at the end | "

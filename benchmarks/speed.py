@@ -82,7 +82,6 @@ def run_user(overrides: list[str], steps: int, beam: int) -> dict:
 
 
 def run_torch(overrides: list[str], steps: int, eval_every: int | None) -> dict:
-    import numpy as np
     import torch
 
     from grok_sweep.train.trainer import Trainer
@@ -90,8 +89,15 @@ def run_torch(overrides: list[str], steps: int, eval_every: int | None) -> dict:
     torch.set_num_threads(1)
     cfg = _cfg(overrides)
     trainer = Trainer(cfg)  # for the same split and the same initial weights
-    split = trainer.split
-    model = TorchGPT(trainer.model, cfg.model.heads)
+    return torch_loop(TorchGPT(trainer.model, cfg.model.heads), cfg, trainer.split, _loss, steps, eval_every)
+
+
+def torch_loop(model, cfg, split, loss_of, steps: int, eval_every: int | None) -> dict:  # noqa: ANN001
+    """PyTorch's full-batch AdamW loop of `model` on `split` (evals every `eval_every` steps): steps/s after the
+    first two, their time, peak RSS, the first losses."""
+    import numpy as np
+    import torch
+
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, betas=(cfg.optim.beta1, cfg.optim.beta2),
                             eps=cfg.optim.eps, weight_decay=cfg.weight_decay)  # fmt: skip
     xs = [
@@ -103,8 +109,8 @@ def run_torch(overrides: list[str], steps: int, eval_every: int | None) -> dict:
         if eval_every and s % eval_every == 0:
             with torch.no_grad():
                 logits = model(xs[2])
-                _ = (_loss(logits, xs[3]).item(), (logits.argmax(-1) == xs[3]).float().mean().item())
-        loss = _loss(model(xs[0]), xs[1])
+                _ = (loss_of(logits, xs[3]).item(), (logits.argmax(-1) == xs[3]).float().mean().item())
+        loss = loss_of(model(xs[0]), xs[1])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

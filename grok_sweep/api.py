@@ -3,7 +3,7 @@
 run = load_run("outputs/runs/2026-12-01/10-00-00")
 run.metrics                       # per-step DataFrame, as in metrics.parquet
 run.predict([3, 5], [4, 50])      # the final model's answers to 3 op 4 and 5 op 50
-run.model(step=500)               # the tinygrad GPT at a snapshot (train.snapshot_every): model/gpt.py
+run.model(step=500)               # the tinygrad model at a snapshot (train.snapshot_every): model/family.py
 
 sweep = load_sweep("outputs/sweeps/2026-12-01/10-00-00")
 sweep.summary                     # one row per job, as in summary.parquet
@@ -89,11 +89,12 @@ class Run:
         return list(find_snapshots(self.folder))
 
     def model(self, step: Optional[int] = None):
-        """The tinygrad GPT (model/gpt.py) with the weights of `step` (the final model if None)."""
+        """The tinygrad model of the job's family (model/family.py: model/gpt.py's GPT, mlp.py's MLP or
+        quadratic.py's Quadratic) with the weights of `step` (the final model if None)."""
         from tinygrad import Tensor
         from tinygrad.nn.state import load_state_dict
 
-        from grok_sweep.model.gpt import job_model
+        from grok_sweep.model.family import job_model
 
         found = find_snapshots(self.folder)
         if not found:
@@ -107,10 +108,10 @@ class Run:
         return m
 
     def _logits(self, a: np.ndarray, b: np.ndarray, step: Optional[int]) -> np.ndarray:
-        """The logits as training computed them (model/forward.py: the model's function, faster)."""
+        """The logits as training computed them (the transformer's through model/forward.py: its function, faster)."""
         from tinygrad import Tensor
 
-        from grok_sweep.model.forward import logits
+        from grok_sweep.model.family import logits
 
         x = Tensor(encode(a, b, self.config.modulus), device=self.device)
         return logits(self.model(step), x).numpy()

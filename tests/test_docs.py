@@ -41,6 +41,7 @@ SUBSTITUTE = [  # (text, replacement) in every shell block, before the tiny conf
     ("hydra.launcher.partition=cpu", "hydra.launcher.partition=debug"),  # .ci/slurm-up's partition
     ("weight_decay=0.03,0.1,0.3,1.0,3.0 train_ratio=0.2,0.3,0.4,0.5,0.6 'seed=range(0,4)'", "weight_decay=0.1,1.0"),
 ]
+OTHER_FAMILY = re.compile(r"(?<![.\w])model=|experiment=(prieto2025_mlp|gromov2023)\b")
 NEEDS = {"hydra/launcher=slurm": "GROK_SWEEP_SLURM", "hydra/launcher=ray": "GROK_SWEEP_RAY"}
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.M | re.S)
 COMMAND = re.compile(r"python -m grok_sweep(?=\s|$)(.*)$")
@@ -58,7 +59,9 @@ def tiny(line: str) -> str:
     if not m:
         return line
     args = [a for a in shlex.split(m.group(1), comments=True) if a.split("=")[0] not in TINY]
-    args += [f"{k}={v}" for k, v in TINY.items()] + [EXCLUDE]
+    # a command that picks an MLP (a model= choice, or a preset of one) gets TINY without the transformer's heads
+    keys = {k: v for k, v in TINY.items() if k != "model.heads" or not OTHER_FAMILY.search(m.group(1))}
+    args += [f"{k}={v}" for k, v in keys.items()] + [EXCLUDE]
     return line[: m.start()] + "python -m grok_sweep " + shlex.join(args)
 
 

@@ -68,7 +68,10 @@ def expected(sweep: Path) -> dict[str, dict]:
         folder = sweep / row["job"]
         config = pd.json_normalize(OmegaConf.to_container(OmegaConf.load(folder / ".hydra/config.yaml")), sep=".")
         last = pd.read_parquet(folder / METRICS_FILE).iloc[-1] if (folder / METRICS_FILE).exists() else None
-        measured = {} if last is None else {k: float(v) for k, v in last.items() if k != "step" and not pd.isna(v)}
+        lists = ("step", "key_freqs", "layer_norms")
+        measured = {} if last is None else {k: float(v) for k, v in last.items() if k not in lists and not pd.isna(v)}
+        if last is not None and last.get("layer_norms") is not None:  # one scalar per layer
+            measured |= {f"layer_norms/{i}": float(v) for i, v in enumerate(last["layer_norms"])}
         out[row["job"]] = dict(config=config.iloc[0].to_dict(), swept={k: row[k] for k in keys}, row=row,
                                last_step=None if last is None else int(last["step"]), last=measured)  # fmt: skip
     return out

@@ -19,18 +19,20 @@ def _fill(log: MetricsLog, every: int, upto: int) -> None:
     for s in range(log.filled, upto):
         if s % every == 0:
             log.add_train(_train_rows(log.filled, s))
-            log.add_eval(s, np.r_[s, s / 7, s + 0.5, s * 2, -s, s % 3, [(s >> k) & 1 for k in range(5)]])
+            # EVAL_COLS, 2 layer norms, MEASURE_COLS, 5 key-frequency flags
+            log.add_eval(s, np.r_[s, s / 7, s + 0.5, 1 / (s + 2), s + 1, s + 3, s * 2, -s, s % 3,
+                                  [(s >> k) & 1 for k in range(5)]])  # fmt: skip
     log.add_train(_train_rows(log.filled, upto))
 
 
 def _reference(steps: int, every: int) -> pd.DataFrame:
-    log = MetricsLog(steps, n_freqs=5, block=10**9)  # every row in memory
+    log = MetricsLog(steps, n_freqs=5, block=10**9, n_layers=2)  # every row in memory
     _fill(log, every, steps)
     return log.frame()
 
 
 def test_blocks_go_to_disk_as_they_fill_and_read_back_as_one_table(tmp_path):
-    log = MetricsLog(1000, n_freqs=5, block=64)
+    log = MetricsLog(1000, n_freqs=5, block=64, n_layers=2)
     log.attach(tmp_path)
     _fill(log, 7, 1000)
     assert log.cols["train_loss"].shape == (64,)  # host memory: one block, not 1000 rows
@@ -45,11 +47,11 @@ def test_blocks_go_to_disk_as_they_fill_and_read_back_as_one_table(tmp_path):
 
 @pytest.mark.parametrize("at", [0, 64, 100, 128, 999])  # block boundaries and the middle of a block
 def test_restore_continues_from_any_step_as_if_never_stopped(tmp_path, at):
-    first = MetricsLog(1000, n_freqs=5, block=64)
+    first = MetricsLog(1000, n_freqs=5, block=64, n_layers=2)
     first.attach(tmp_path)
     _fill(first, 7, min(at + 150, 1000))  # it ran past its checkpoint at `at`, then was killed
     write_metrics(first, tmp_path)
-    again = MetricsLog(1000, n_freqs=5, block=64)
+    again = MetricsLog(1000, n_freqs=5, block=64, n_layers=2)
     again.restore(tmp_path, at)
     whole = _reference(1000, 7)
     before = whole[whole["step"] < at]
@@ -63,10 +65,21 @@ def test_a_single_file_from_before_parts_is_read_and_resumed(tmp_path):
     whole = _reference(300, 7)
     whole.to_parquet(tmp_path / METRICS_FILE)  # the layout of grok_sweep before blocks
     pd.testing.assert_frame_equal(read_metrics(tmp_path / METRICS_FILE), whole)
-    log = MetricsLog(300, n_freqs=5, block=64)
+    log = MetricsLog(300, n_freqs=5, block=64, n_layers=2)
     log.restore(tmp_path, 200)
     assert (tmp_path / METRICS_FILE).is_dir()
     pd.testing.assert_frame_equal(read_metrics(tmp_path / METRICS_FILE), whole[whole["step"] < 200])
     _fill(log, 7, 300)
     write_metrics(log, tmp_path)
     pd.testing.assert_frame_equal(read_metrics(tmp_path / METRICS_FILE), whole)
+
+
+def test_eval_values_land_in_their_columns():
+    log = MetricsLog(20, n_freqs=5, n_layers=2)
+    _fill(log, 7, 20)
+    row = log.frame().set_index("step").loc[14]
+    assert (row["test_loss"], row["test_acc"], row["weight_norm"], row["ipr"]) == (14, 2, 14.5, 1 / 16)
+    assert list(row["layer_norms"]) == [15, 17]
+    assert (row["restricted_loss"], row["excluded_loss"], row["fourier_gini"]) == (28, -14, 2)
+    assert list(row["key_freqs"]) == [2, 3, 4] and row["n_key_freqs"] == 3  # 14 = 0b01110
+    assert log.frame().set_index("step").loc[13, "layer_norms"] is None  # not an eval step

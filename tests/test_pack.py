@@ -20,7 +20,7 @@ from tinygrad import Tensor
 
 from conftest import ROOT, TINY, make_cfg
 from grok_sweep.data.tasks import job_split
-from grok_sweep.model.gpt import job_model
+from grok_sweep.model.family import job_model
 from grok_sweep.model.packed import PackedGPT
 from grok_sweep.run.job import run_job
 from grok_sweep.run.pack_job import run_pack

@@ -29,11 +29,13 @@ COLUMNS = {
     "test_loss": "double",
     "test_acc": "double",
     "weight_norm": "double",
+    "ipr": "double",
     "restricted_loss": "double",
     "excluded_loss": "double",
     "fourier_gini": "double",
     "n_key_freqs": "int64",
     "key_freqs": "list<element: int64>",
+    "layer_norms": "list<element: double>",
 }
 
 
@@ -112,7 +114,7 @@ def test_padded_full_batch_reports_the_loss_of_the_real_examples():
     want_acc = (logits.argmax(-1).numpy() == s.y_train).mean()
     test_logits = forward.logits(trainer.model, Tensor(s.x_test))
     want_test = cross_entropy(test_logits, Tensor(s.y_test)).numpy()
-    test_loss, test_acc, _ = trainer.eval_step()
+    test_loss, test_acc, *_ = trainer.eval_step()
     trainer.train_step(*trainer.batch())
     trainer.fetch_train_rows(1)
     np.testing.assert_allclose(trainer.log.cols["train_loss"][0], want_loss, rtol=1e-6)

@@ -109,7 +109,7 @@ def test_a_job_refused_when_it_starts_puts_hydras_files_back(tmp_path):
 
 def test_refusals_say_what_to_type(tmp_path):
     assert check_command_line(["loss=foo"], CONF) == [
-        "In 'config': Could not find 'loss/foo' (the options in loss: softmax, stablemax)"
+        "In 'config': Could not find 'loss/foo' (the options in loss: mse, softmax, stablemax)"
     ]
     found = check_command_line(["+experiment=missing"], CONF)
     presets = ", ".join(sorted(p.stem for p in (CONF / "experiment").glob("*.yaml")))

@@ -15,7 +15,7 @@ import pandas as pd
 from grok_sweep.aggregate import aggregate
 from grok_sweep.aggregate.summary import SUMMARY_TAIL, summary_keys
 from grok_sweep.store.jobs import Job, job_folders
-from grok_sweep.store.layout import SUMMARY_FILE
+from grok_sweep.store.layout import LAYER_NORMS, SUMMARY_FILE
 from grok_sweep.store.scan import aggregates_stale, read_jobs
 
 
@@ -57,11 +57,17 @@ def python_value(value: Any) -> Any:
 
 
 def measured(metrics: pd.DataFrame) -> Iterator[tuple[int, dict[str, float]]]:
-    """Each metrics row as (step, {column: value}) without the columns it did not measure (eval-only ones)."""
-    cols = [c for c in metrics.columns if c != "step"]
+    """Each metrics row as (step, {column: value}) without the columns it did not measure (eval-only ones); each
+    layer's norm as `layer_norms/<layer>` (the key frequencies' list is left out: `n_key_freqs` counts it)."""
+    lists = [c for c in metrics.columns if metrics[c].dtype == object]
+    cols = [c for c in metrics.columns if c != "step" and c not in lists]
     values = metrics[cols].to_numpy(dtype=np.float64)
-    for step, row in zip(metrics["step"].to_numpy(), values, strict=True):
-        yield int(step), {c: float(v) for c, v in zip(cols, row, strict=True) if not math.isnan(v)}
+    norms = metrics[LAYER_NORMS] if LAYER_NORMS in lists else pd.Series([None] * len(metrics), dtype=object)
+    for step, row, layers in zip(metrics["step"].to_numpy(), values, norms, strict=True):
+        out = {c: float(v) for c, v in zip(cols, row, strict=True) if not math.isnan(v)}
+        if layers is not None:
+            out.update({f"{LAYER_NORMS}/{i}": float(v) for i, v in enumerate(layers)})
+        yield int(step), out
 
 
 def _summary(folder: Path, folders: list[Path]) -> pd.DataFrame:

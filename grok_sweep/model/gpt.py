@@ -16,9 +16,8 @@ import math
 
 import numpy as np
 from tinygrad import Tensor, dtypes
-from tinygrad.nn.state import get_parameters
 
-from grok_sweep.model.sizes import SEQ_LEN, mlp_width, vocab
+from grok_sweep.model.sizes import SEQ_LEN, vocab
 
 
 def _normal(rng: np.random.Generator, shape: tuple[int, ...], fan_in: int, device: str) -> Tensor:
@@ -75,14 +74,12 @@ class GPT:
             h = block(h)
         return h[:, -1, :] @ self.unembed
 
+    def layers(self) -> list[list[Tensor]]:
+        """The parameters of each layer, input first: the embeddings, each block, the unembedding (what the
+        per-layer weight norms read)."""
+        blocks = [[b.wq, b.wk, b.wv, b.wo, b.w_in, b.b_in, b.w_out, b.b_out] for b in self.blocks]
+        return [[self.tok_emb, self.pos_emb], *blocks, [self.unembed]]
 
-def job_model(cfg, rng: np.random.Generator, device: str) -> GPT:  # noqa: ANN001 - a job's config
-    """The GPT a job of `cfg` trains, its weights drawn from `rng`, then times model.init_scale (Omnigrok's
-    alpha: a smaller initial weight norm)."""
-    m = cfg.model
-    model = GPT(rng, cfg.modulus, cfg.width, m.heads, m.layers, mlp_width(cfg), device)
-    scale = getattr(m, "init_scale", 1.0)  # absent from the config of a job of an earlier version
-    if scale != 1.0:  # x * 1.0 would change no bit either; skipping it keeps the plain init's kernels away
-        for w in get_parameters(model):
-            w.assign(w * scale).realize()
-    return model
+    def input_blocks(self) -> list[Tensor]:
+        """The embeddings of the p number tokens, (p, width): what the IPR reads."""
+        return [self.tok_emb[: self.vocab - 1]]

@@ -1,7 +1,8 @@
 """The loss a job trains on and reports, of the logits at the last position, and the softmax-collapse measures.
 
-Two losses (config group `loss`): cross entropy through the softmax, and through StableMax (Prieto et al. 2025,
-"Grokking at the Edge of Numerical Stability"), docs/interventions.md.
+Three losses (config group `loss`): cross entropy through the softmax, and through StableMax (Prieto et al. 2025,
+"Grokking at the Edge of Numerical Stability"), docs/interventions.md; and the squared error to the one-hot label
+(Gromov 2023, Liu et al. 2022), `mse`.
 """
 
 from __future__ import annotations
@@ -21,8 +22,12 @@ def stablemax(z: Tensor) -> Tensor:
 
 
 def _picked(logits: Tensor, labels: Tensor, dtype: str, kind: str, split: bool) -> Tensor:
-    """Each example's log-probability of its label, in `dtype`."""
+    """Each example's log-probability of its label, in `dtype`; for `mse`, minus its squared error: the mean over
+    the p outputs of (z_k - [k == label])^2 (torch's MSELoss, as Gromov's and Doshi et al.'s code)."""
     z = logits.cast(_float(dtype))
+    if kind == "mse":
+        picked = -(z - labels.one_hot(z.shape[-1]).cast(z.dtype)).square().mean(axis=-1)
+        return picked.contiguous() if split else picked
     if kind == "stablemax":
         s = stablemax(z)
         logp = (s / s.sum(axis=-1, keepdim=True)).log()  # their log_stablemax
@@ -49,8 +54,8 @@ def accuracy(logits: Tensor, labels: Tensor, weight: Tensor | None = None, split
 
 def cross_entropy(logits: Tensor, labels: Tensor, dtype: str = "float64", weight: Tensor | None = None,
                   split: bool = False, kind: str = "softmax") -> Tensor:  # fmt: skip
-    """Mean cross entropy over the batch, in `dtype`, through the softmax or StableMax (`kind`); with `weight`
-    (0 or 1 per example), the mean over the examples of weight 1.
+    """Mean cross entropy over the batch, in `dtype`, through the softmax or StableMax (`kind`), or with `kind`
+    "mse" the mean squared error; with `weight` (0 or 1 per example), the mean over the examples of weight 1.
 
     float64 by default, as in Nanda et al.'s code: late in grokking the per-example loss falls
     below float32's half-epsilon (~6e-8), so in float32 the correct class's probability rounds to

@@ -9,6 +9,14 @@ SEQ_LEN = 3  # a, b, "="
 FOLD_MIN_WIDTH = 128
 
 
+FAMILIES = ("transformer", "mlp", "quadratic")  # the config group `model`'s options (model/family.py)
+
+
+def family(cfg) -> str:  # noqa: ANN001 - a job's config
+    """The job's model family; a job of an earlier version (no model.name) trained the transformer."""
+    return getattr(cfg.model, "name", None) or "transformer"
+
+
 def vocab(modulus: int) -> int:
     """p numbers and "="."""
     return modulus + 1
@@ -24,7 +32,19 @@ def folds(layers: int, width: int) -> bool:
     return layers == 1 and width >= FOLD_MIN_WIDTH
 
 
-def n_params(modulus: int, width: int, layers: int, mlp: int) -> int:
-    """The GPT's parameter count: embeddings, blocks (attention, MLP with biases), unembedding."""
-    d = width
-    return vocab(modulus) * d + SEQ_LEN * d + layers * (4 * d * d + 2 * d * mlp + mlp + d) + d * modulus
+def n_params(cfg) -> int:  # noqa: ANN001 - a job's config
+    """The model's parameter count. The GPT: embeddings, blocks (attention, MLP with biases), unembedding."""
+    p, d, name = cfg.modulus, cfg.width, family(cfg)
+    if name == "quadratic":
+        return 2 * p * d + d * p
+    if name == "mlp":
+        sizes = [2 * p, *[d] * cfg.model.layers, p]
+        return sum(a * b + (b if cfg.model.bias else 0) for a, b in zip(sizes, sizes[1:]))  # noqa: B905
+    mlp, layers = mlp_width(cfg), cfg.model.layers
+    return vocab(p) * d + SEQ_LEN * d + layers * (4 * d * d + 2 * d * mlp + mlp + d) + d * p
+
+
+def n_layers(cfg) -> int:  # noqa: ANN001 - a job's config
+    """The model's layers as its per-layer weight norms count them (each family's layers())."""
+    name = family(cfg)
+    return 2 if name == "quadratic" else cfg.model.layers + (1 if name == "mlp" else 2)

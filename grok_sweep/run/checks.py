@@ -13,6 +13,7 @@ from typing import Any, Optional
 from omegaconf import DictConfig, OmegaConf
 
 from grok_sweep.data.tasks import MEASURED, operation_problem, split_sizes
+from grok_sweep.model.sizes import family
 from grok_sweep.run.config import GROKFAST, LOSSES, Config
 
 
@@ -92,16 +93,24 @@ def _task_problems(cfg: DictConfig | Config, check: Callable[..., None]) -> None
     check(not cfg.measures or op in MEASURED, "measures", cfg.measures,
           f"the progress measures are defined for operation={' or '.join(MEASURED)} only "
           f"(here operation={op})")  # fmt: skip
+    name = family(cfg)
+    check(not cfg.measures or name == "transformer", "measures", cfg.measures,
+          f"the progress measures read the transformer's attention and MLP (here model={name}); every model has "
+          "the ipr and layer_norms columns")  # fmt: skip
 
 
 def _model_problems(cfg: DictConfig | Config, check: Callable[..., None]) -> None:
-    m = cfg.model
-    check(m.heads >= 1, "model.heads", m.heads, "an integer >= 1")
-    if m.heads >= 1:
-        check(cfg.width >= 1 and cfg.width % m.heads == 0, "width", cfg.width,
-              f"a positive multiple of model.heads={m.heads}")  # fmt: skip
-    check(m.layers >= 1, "model.layers", m.layers, "an integer >= 1")
-    check(m.mlp_width is None or m.mlp_width >= 1, "model.mlp_width", m.mlp_width, "null (4 * width) or >= 1")
+    m, name = cfg.model, family(cfg)
+    if name != "transformer":
+        check(cfg.width >= 1, "width", cfg.width, "an integer >= 1")
+    else:
+        check(m.heads >= 1, "model.heads", m.heads, "an integer >= 1")
+        if m.heads >= 1:
+            check(cfg.width >= 1 and cfg.width % m.heads == 0, "width", cfg.width,
+                  f"a positive multiple of model.heads={m.heads}")  # fmt: skip
+        check(m.mlp_width is None or m.mlp_width >= 1, "model.mlp_width", m.mlp_width, "null (4 * width) or >= 1")
+    if name != "quadratic":
+        check(m.layers >= 1, "model.layers", m.layers, "an integer >= 1")
     check(math.isfinite(m.init_scale) and m.init_scale > 0, "model.init_scale", m.init_scale,
           "a finite number > 0 (1 = the plain init)")  # fmt: skip
 

@@ -1,7 +1,7 @@
 """Config schema: typed dataclasses registered in Hydra's ConfigStore.
 
-Values live in conf/config.yaml (and conf/grokfast/, conf/loss/ for the config groups); the dataclasses only fix
-names and types, so a typo or a wrong type fails when Hydra composes the config, before any job starts.
+Values live in conf/config.yaml (and conf/model/, conf/grokfast/, conf/loss/ for the config groups); the dataclasses
+only fix names and types, so a typo or a wrong type fails when Hydra composes the config, before any job starts.
 checks.py refuses values that are well typed but impossible.
 """
 
@@ -27,12 +27,32 @@ def _conf_dir() -> Path:
 CONF_DIR = _conf_dir()
 
 
+# the config group `model` (conf/model/<name>.yaml): the family, see model/family.py; `width` is each one's width
 @dataclass
 class ModelConfig:
-    heads: int = MISSING
-    layers: int = MISSING
-    mlp_width: Optional[int] = MISSING  # null means 4 * width, as in Nanda et al. 2023
+    name: str = MISSING  # transformer, mlp or quadratic; set by the group's YAML
     init_scale: float = MISSING  # every initial weight times this (Omnigrok's alpha); 1 = the plain init
+
+
+@dataclass
+class TransformerModel(ModelConfig):
+    heads: int = MISSING
+    layers: int = MISSING  # blocks
+    mlp_width: Optional[int] = MISSING  # null means 4 * width, as in Nanda et al. 2023
+
+
+@dataclass
+class MLPModel(ModelConfig):
+    layers: int = MISSING  # hidden layers of `width` units
+    bias: bool = MISSING  # biases on every layer (Prieto et al.'s have none)
+
+
+@dataclass
+class QuadraticModel(ModelConfig):
+    mean_field: bool = MISSING  # Gromov's scaling: N(0, 1) weights, 1/sqrt(2p) and 1/width on the two layers
+
+
+MODELS = {"transformer": TransformerModel, "mlp": MLPModel, "quadratic": QuadraticModel}
 
 
 @dataclass
@@ -88,11 +108,11 @@ GROKFAST = {"none": GrokfastConfig, "ema": GrokfastEMA, "ma": GrokfastMA}
 # the config group `loss` (conf/loss/<name>.yaml): the function of the logits a job trains on, see model/loss.py
 @dataclass
 class LossConfig:
-    name: str = MISSING  # softmax or stablemax; set by the group's YAML
+    name: str = MISSING  # softmax, stablemax or mse; set by the group's YAML
 
 
-LOSSES = {"softmax": LossConfig, "stablemax": LossConfig}
-GROUPS = {"grokfast": GROKFAST, "loss": LOSSES}  # the config groups whose choice is a schema
+LOSSES = {"softmax": LossConfig, "stablemax": LossConfig, "mse": LossConfig}
+GROUPS = {"model": MODELS, "grokfast": GROKFAST, "loss": LOSSES}  # the config groups whose choice is a schema
 
 
 @dataclass
@@ -106,11 +126,11 @@ class Config:
     steps: int = MISSING
     eval_every: int = MISSING
     measures: bool = MISSING  # Nanda et al.'s progress measures at every eval (model/measures.py)
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: ModelConfig = MISSING  # chosen with model=transformer|mlp|quadratic
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     grokfast: GrokfastConfig = MISSING  # chosen with grokfast=none|ema|ma
-    loss: LossConfig = MISSING  # chosen with loss=softmax|stablemax
+    loss: LossConfig = MISSING  # chosen with loss=softmax|stablemax|mse
 
 
 # hydra/sweeper=refine: the refining sweeper's settings (hydra.sweeper.start=5 ...), registered in Hydra's ConfigStore

@@ -21,7 +21,7 @@ from typing import Optional
 
 from grok_sweep.data.batches import eval_batch, padded
 from grok_sweep.data.tasks import split_sizes
-from grok_sweep.model.sizes import folds, mlp_width, n_params
+from grok_sweep.model.sizes import family, folds, mlp_width, n_params
 
 GIB = 2**30
 # Bytes, fitted (least squares, all >= 0) to the peak RSS of 16 jobs on the 2-core CPU machine (2026-12-02):
@@ -45,20 +45,23 @@ class Estimate:
 def estimate(cfg) -> Estimate:  # noqa: ANN001 - a DictConfig or a Config
     """The peak memory of one job of `cfg`, in bytes: data, parameters, optimizer and filter state,
     the activations of one training batch and of one eval chunk, and the progress measures."""
-    p, d, m = cfg.modulus, cfg.width, mlp_width(cfg)
-    layers, heads = cfg.model.layers, cfg.model.heads
+    p, d = cfg.modulus, cfg.width
     n_train, n_test = split_sizes(p, cfg.train_ratio, cfg.operation)
     batch = cfg.train.batch_size or padded(n_train)
     n_eval = eval_batch(n_test)
-    params = n_params(p, d, layers, m)
+    params = n_params(cfg)
     g = cfg.grokfast
     filtered = {"ema": 1, "ma": getattr(g, "window", 0)}.get(g.name, 0)  # gradients the filter keeps
-    folded = heads * 2 * (m + p) if folds(layers, d) else 0  # the per-token tables' rows
+    if family(cfg) == "transformer":
+        m, layers, inputs = mlp_width(cfg), cfg.model.layers, 0
+        folded = cfg.model.heads * 2 * (m + p) if folds(layers, d) else 0  # the per-token tables' rows
+    else:  # not fitted: counted as the transformer's MLP (the fit's m) of `width`, plus the one-hot inputs (2p floats)
+        m, layers, folded, inputs = d, getattr(cfg.model, "layers", 1), 0, 8 * 2 * p
     # not in the fit: ⊥Grad's projected gradients (a float32 per parameter), StableMax's s(z) and its sum (two
     # float64 per logit beside the softmax's)
     copies = filtered + (1 if cfg.optim.orthogonal else 0)
     per_example = PER["B*p"] * p + PER["B*m"] * m * layers + PER["folded"] * folded
-    per_example += 16 * p if cfg.loss.name == "stablemax" else 0
+    per_example += (16 * p if cfg.loss.name == "stablemax" else 0) + inputs
     fixed = BASE_BYTES + PER_PAIR * (n_train + n_test) + (PER["param"] + 4 * copies) * params
     fixed += n_eval * (PER["E*p"] * p + PER["E*m"] * m * layers)
     if cfg.measures:  # the model on all p^2 pairs, and the neurons' 2D DFTs

@@ -83,14 +83,18 @@ QUEUED = "queued"  # no folder or no status yet
 # every step, on the step's train batch (the whole train split in a full batch): its loss and accuracy, and the
 # fractions of it whose softmax is collapsed and whose loss is exactly 0 (model/loss.py's loss_and_collapse)
 TRAIN_COLS = ("train_loss", "train_acc", "softmax_collapse", "zero_loss")
-EVAL_COLS = ("test_loss", "test_acc", "weight_norm")  # eval steps
+# eval steps: test loss and accuracy, the global weight norm, the first layer's inverse participation ratio in the
+# Fourier basis (model/weight_measures.py); then LAYER_NORMS
+EVAL_COLS = ("test_loss", "test_acc", "weight_norm", "ipr")
 TEST_LOSS, TEST_ACC = EVAL_COLS.index("test_loss"), EVAL_COLS.index("test_acc")  # their places in an eval row
 MEASURE_COLS = ("restricted_loss", "excluded_loss", "fourier_gini")  # eval steps with measures=true
 FLOAT_COLS = TRAIN_COLS + EVAL_COLS + MEASURE_COLS
-# then n_key_freqs (int) and key_freqs (list of int): the key frequencies 1..(p-1)/2 at eval steps with measures
+# then n_key_freqs (int) and key_freqs (list of int): the key frequencies 1..(p-1)/2 at eval steps with measures;
+# and LAYER_NORMS (list of float): each layer's weight norm, input first, at eval steps
+LAYER_NORMS = "layer_norms"
 
 
-def eval_row_width(n_freqs: int) -> int:
-    """The values an eval step writes: EVAL_COLS, then with measures (n_freqs > 0) MEASURE_COLS and one 0/1 per
-    frequency 1..n_freqs, whether it is a key frequency."""
-    return len(EVAL_COLS) + (len(MEASURE_COLS) + n_freqs if n_freqs else 0)
+def eval_row_width(n_freqs: int, n_layers: int) -> int:
+    """The values an eval step writes: EVAL_COLS, the `n_layers` layers' norms, then with measures (n_freqs > 0)
+    MEASURE_COLS and one 0/1 per frequency 1..n_freqs, whether it is a key frequency."""
+    return len(EVAL_COLS) + n_layers + (len(MEASURE_COLS) + n_freqs if n_freqs else 0)

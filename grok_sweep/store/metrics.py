@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from grok_sweep.store.damage import Damaged, reading
-from grok_sweep.store.layout import FLOAT_COLS, METRICS_FILE, PART_GLOB, part_name, part_start
+from grok_sweep.store.layout import FLOAT_COLS, LAYER_NORMS, METRICS_FILE, PART_GLOB, part_name, part_start
 from grok_sweep.util.files import atomic_write
 
 SCHEMA = pa.schema(
@@ -25,13 +25,14 @@ SCHEMA = pa.schema(
         *((col, pa.float64()) for col in FLOAT_COLS),
         ("n_key_freqs", pa.int64()),
         ("key_freqs", pa.list_(pa.int64())),
+        (LAYER_NORMS, pa.list_(pa.float64())),
     ]
 )
 
 
 def concat(tables: list[pa.Table]) -> pd.DataFrame:
     """Parts as one table. A job resumed from an earlier version's folder has older parts without the newer
-    columns (softmax_collapse, zero_loss): they read as null there."""
+    columns (softmax_collapse, zero_loss, ipr, layer_norms): they read as null there."""
     if not tables:
         return pd.DataFrame()
     return pa.concat_tables(tables, promote_options="default").to_pandas()

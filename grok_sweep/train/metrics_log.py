@@ -21,7 +21,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from grok_sweep.store.layout import EVAL_COLS, FLOAT_COLS, MEASURE_COLS, METRICS_FILE, TRAIN_COLS, part_name
+from grok_sweep.store.layout import (
+    EVAL_COLS,
+    FLOAT_COLS,
+    LAYER_NORMS,
+    MEASURE_COLS,
+    METRICS_FILE,
+    TRAIN_COLS,
+    part_name,
+)
 from grok_sweep.store.metrics import (
     SCHEMA,
     concat,
@@ -39,13 +47,14 @@ BLOCK_ROWS = 50_000
 class MetricsLog:
     """One block of per-step columns; NaN marks "not measured" and becomes null in the file.
 
-    With `n_freqs` > 0 it also keeps the progress measures: one key-frequency flag per frequency 1..n_freqs.
-    Full blocks go to the folder given to `attach` (kept in memory until then)."""
+    With `n_freqs` > 0 it also keeps the progress measures: one key-frequency flag per frequency 1..n_freqs; with
+    `n_layers` > 0, each eval's `n_layers` layer norms. Full blocks go to the folder given to `attach` (kept in memory
+    until then)."""
 
-    def __init__(self, steps: int, n_freqs: int = 0, block: Optional[int] = None):
+    def __init__(self, steps: int, n_freqs: int = 0, block: Optional[int] = None, n_layers: int = 0):
         # GROK_SWEEP_BLOCK_ROWS: blocks of a few rows, for the tests of a real job across block boundaries
         block = block or int(os.environ.get("GROK_SWEEP_BLOCK_ROWS", BLOCK_ROWS))
-        self.rows, self.n_freqs = max(1, min(block, steps)), n_freqs
+        self.rows, self.n_freqs, self.n_layers = max(1, min(block, steps)), n_freqs, n_layers
         self.start = 0  # the step of the block's first row
         self.filled = 0  # rows [0, filled) have their train metrics
         self.last_train: Optional[tuple[float, float]] = None  # row filled - 1's (loss, acc)
@@ -56,6 +65,7 @@ class MetricsLog:
     def _clear(self) -> None:
         self.cols = {c: np.full(self.rows, np.nan) for c in FLOAT_COLS}
         self.keys = np.zeros((self.rows, self.n_freqs), dtype=bool)
+        self.norms = np.full((self.rows, self.n_layers), np.nan)
 
     def attach(self, folder: Path) -> None:
         """Write full blocks into `folder`'s metrics from now on; a log with no rows yet replaces what was there."""
@@ -92,11 +102,17 @@ class MetricsLog:
             self.last_train = (float(rows[-1, 0]), float(rows[-1, 1]))
 
     def add_eval(self, step: int, values: np.ndarray) -> None:
-        """An eval's values: EVAL_COLS, then (with measures) MEASURE_COLS and one 0/1 per frequency."""
+        """An eval's values (store.layout.eval_row_width): EVAL_COLS, the layer norms, then (with measures)
+        MEASURE_COLS and one 0/1 per frequency."""
         self._make_room(step)
-        for c, v in zip(EVAL_COLS + MEASURE_COLS, values, strict=False):
-            self.cols[c][step - self.start] = v
-        self.keys[step - self.start] = values[len(EVAL_COLS) + len(MEASURE_COLS) :] > 0.5
+        at, n = step - self.start, len(EVAL_COLS)
+        for c, v in zip(EVAL_COLS, values, strict=False):
+            self.cols[c][at] = v
+        self.norms[at] = values[n : n + self.n_layers]
+        rest = values[n + self.n_layers :]
+        for c, v in zip(MEASURE_COLS, rest, strict=False):
+            self.cols[c][at] = v
+        self.keys[at] = rest[len(MEASURE_COLS) :] > 0.5
 
     def value(self, col: str, step: int) -> float:
         """One metric of a step of the current block."""
@@ -117,6 +133,9 @@ class MetricsLog:
         else:
             keys = zip(self.keys[:n], measured, strict=True)
             arrays.append(pa.array([(np.flatnonzero(k) + 1).tolist() if m else None for k, m in keys], list_type))
+        evaluated = ~np.isnan(self.norms[:n]).all(axis=1)  # none without layers
+        norms = [r.tolist() if e else None for r, e in zip(self.norms[:n], evaluated, strict=True)]
+        arrays.append(pa.array(norms, pa.list_(pa.float64())))
         return pa.Table.from_arrays(arrays, schema=SCHEMA)
 
     def frame(self) -> pd.DataFrame:
@@ -160,6 +179,10 @@ class MetricsLog:
             for i, freqs in zip(at, rows["key_freqs"], strict=True):
                 if freqs is not None:
                     self.keys[i, np.asarray(freqs, dtype=int) - 1] = True
+        if LAYER_NORMS in rows and self.n_layers:
+            for i, norms in zip(at, rows[LAYER_NORMS], strict=True):
+                if norms is not None and len(norms) == self.n_layers:
+                    self.norms[i] = norms
         if len(rows):
             last = rows.iloc[-1]
             self.last_train = (float(last["train_loss"]), float(last["train_acc"]))

@@ -23,12 +23,11 @@ from tinygrad.nn.state import get_parameters, get_state_dict
 from grok_sweep.data.batches import PAD_TO
 from grok_sweep.data.tasks import Split, job_split, seed_streams
 from grok_sweep.fast import make_groups, prepare_device
-from grok_sweep.model import forward
-from grok_sweep.model.gpt import job_model
+from grok_sweep.model import family
 from grok_sweep.model.loss import accuracy, cross_entropy, loss_and_collapse
 from grok_sweep.model.measures import Measures, n_freqs
-from grok_sweep.model.packed import PackedGPT
-from grok_sweep.model.sizes import vocab
+from grok_sweep.model.sizes import n_layers, vocab
+from grok_sweep.model.weight_measures import dft_rows, ipr, layer_norms
 from grok_sweep.store.layout import TRAIN_COLS, eval_row_width
 from grok_sweep.train import loop
 from grok_sweep.train.device_rows import EVAL_ROWS, HIST_ROWS, SYNC_STEPS, Ring, evals_per_sync
@@ -56,8 +55,8 @@ class Pack(Runs):
         prepare_device(dev)
         streams = [seed_streams(c.seed) for c in cfgs]
         self.splits: list[Split] = [job_split(c) for c in cfgs]
-        models = [job_model(c, np.random.default_rng(s[1]), dev) for c, s in zip(cfgs, streams, strict=True)]
-        self.model = PackedGPT(models, dev)  # each member's initial weights are its single run's, bit for bit
+        models = [family.job_model(c, np.random.default_rng(s[1]), dev) for c, s in zip(cfgs, streams, strict=True)]
+        self.model = family.stacked(models, dev)  # each member's initial weights are its single run's, bit for bit
         self.params = get_parameters(self.model)
         self.active = Tensor.ones(k, dtype=dtypes.bool, device=dev).contiguous()
         self._mask: list[bool] = [True] * k
@@ -79,16 +78,18 @@ class Pack(Runs):
         self.evals_per_sync = min(evals_per_sync(c.eval_every, c.train.early_stop) for c in cfgs)
         self.block = min(max(SYNC_STEPS, cfg.eval_every), HIST_ROWS)
         self.train_rows = Ring(self.block, k * len(TRAIN_COLS), dev)
-        self.n_freqs = n_freqs(cfg.modulus) if cfg.measures else 0
-        self.eval_rows = Ring(EVAL_ROWS * len(self.test), k * eval_row_width(self.n_freqs), dev)
+        self.n_freqs, self.n_layers = n_freqs(cfg.modulus) if cfg.measures else 0, n_layers(cfg)
+        self.eval_rows = Ring(EVAL_ROWS * len(self.test), k * eval_row_width(self.n_freqs, self.n_layers), dev)
+        self.dft = dft_rows(cfg.modulus, dev)
         self.eval_calls, self.pending = 0, []
         self.measures = [Measures(c.modulus, c.operation, s.x_train[:, :2], dev, c.train.loss_dtype)
                          for c, s in zip(cfgs, self.splits, strict=True)] if cfg.measures else None  # fmt: skip
-        self.members = [Member(MetricsLog(c.steps, self.n_freqs), EarlyStop(c.train.early_stop, c.train.early_stop_acc),
-                               c.steps, chunk_n=n) for c, n in zip(cfgs, chunk_n, strict=True)]  # fmt: skip
+        self.members = [Member(MetricsLog(c.steps, self.n_freqs, n_layers=self.n_layers),
+                               EarlyStop(c.train.early_stop, c.train.early_stop_acc), c.steps, chunk_n=n)
+                        for c, n in zip(cfgs, chunk_n, strict=True)]  # fmt: skip
         chunks = [t for c in self.test for t in (c.x, c.y, c.w)]
         rings = (self.train_rows.buf, self.train_rows.counter, self.eval_rows.buf, self.eval_rows.counter)
-        Tensor.realize(*self.params, self.active, self.x_train, self.y_train, *chunks, *rings)
+        Tensor.realize(*self.params, self.active, self.dft, self.x_train, self.y_train, *chunks, *rings)
         self.step, self.cache, self._host = 0, None, None
         self.train_step, self.eval_jit = TinyJit(self._train_step), TinyJit(self._eval_step)
 
@@ -107,7 +108,7 @@ class Pack(Runs):
 
     def _lookup_groups(self, x: np.ndarray, capacity: int | None = None) -> tuple[Tensor, Tensor] | None:
         """A member's lookup groups of its batch, which only the folded forward reads (as trainer.Trainer._groups)."""
-        if self.stacked or not forward.folded(self.model.member(0)):
+        if self.stacked or not family.folded(family.member(self.model, 0)):
             return None
         groups = make_groups(x[:, :2], vocab(self.cfg.modulus), capacity)
         return tuple(Tensor(a, device=self.device).realize() for a in groups)
@@ -128,7 +129,7 @@ class Pack(Runs):
         for k in range(len(self.members)):
             padded = self.padded if groups is not None else self.test_padded  # as its single run's batch is
             wk = None if w is None or not padded[k] else w[k]
-            logits = forward.logits(self.model.member(k), x[k], groups[k] if groups else None)
+            logits = family.logits(family.member(self.model, k), x[k], groups[k] if groups else None)
             outs = loss_and_collapse(logits, y[k], dtype, wk, self.split_sums, kind) if groups is not None else \
                 (cross_entropy(logits, y[k], dtype, wk, split=self.split_sums, kind=kind),)  # fmt: skip
             per.append((outs[0], accuracy(logits, y[k], wk, split=self.split_sums), *outs[1:]))
@@ -155,9 +156,12 @@ class Pack(Runs):
     def _eval_step(self, x: Tensor, y: Tensor, w: Tensor) -> Tensor:
         """One test chunk's eval row of every member into the eval ring."""
         loss, acc = self._outputs(x, y, w)
+        views = [family.member(self.model, k) for k in range(len(self.members))]
+        shape = [Tensor.stack(ipr(v.input_blocks(), self.dft), *layer_norms(v.layers())) for v in views]
         row = Tensor.stack(loss.cast(dtypes.float32), acc, self.norms(self.params), dim=-1)
+        row = row.cat(Tensor.stack(*shape), dim=1)
         if self.measures is not None:
-            row = row.cat(Tensor.stack(*[m(self.model.member(k)) for k, m in enumerate(self.measures)]), dim=1)
+            row = row.cat(Tensor.stack(*[m(views[k]) for k, m in enumerate(self.measures)]), dim=1)
         Tensor.realize(*self.eval_rows.write(row.flatten()))
         return self.eval_rows.counter
 
@@ -223,5 +227,5 @@ def _flat(groups: list[tuple[Tensor, Tensor] | None]) -> list[Tensor]:
     return [t for g in groups if g is not None for t in g]
 
 
-def _names(model: PackedGPT) -> list[str]:
+def _names(model: Any) -> list[str]:
     return list(get_state_dict(model))

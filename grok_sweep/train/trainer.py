@@ -19,11 +19,11 @@ from tinygrad.nn.state import get_parameters, get_state_dict
 from grok_sweep.data.batches import PAD_TO, pad
 from grok_sweep.data.tasks import Split, job_split, seed_streams
 from grok_sweep.fast import make_groups, prepare_device
-from grok_sweep.model import forward
-from grok_sweep.model.gpt import job_model
+from grok_sweep.model import family
 from grok_sweep.model.loss import accuracy, cross_entropy, loss_and_collapse
 from grok_sweep.model.measures import Measures, n_freqs
-from grok_sweep.model.sizes import vocab
+from grok_sweep.model.sizes import n_layers, vocab
+from grok_sweep.model.weight_measures import dft_rows, ipr, layer_norms
 from grok_sweep.store.layout import TRAIN_COLS, eval_row_width
 from grok_sweep.train import compile_cache, loop
 from grok_sweep.train.device_rows import EVAL_ROWS, HIST_ROWS, SYNC_STEPS, Ring, evals_per_sync
@@ -45,7 +45,7 @@ class Trainer(Runs):
         self.device, self.on_cpu = dev, dev.split(":")[0] == "CPU"
         self.split_sums = not self.on_cpu  # the metrics' batch sums in their own kernels (loss.cross_entropy)
         prepare_device(dev)  # before the JIT captures: kernels replay without per-launch Python
-        self.model = job_model(cfg, np.random.default_rng(init_seed), dev)
+        self.model = family.job_model(cfg, np.random.default_rng(init_seed), dev)
         self.params = get_parameters(self.model)
         self.opt = AdamW(
             self.params,
@@ -72,17 +72,18 @@ class Trainer(Runs):
         self.evals_per_sync = evals_per_sync(cfg.eval_every, cfg.train.early_stop)
         self.block = min(max(SYNC_STEPS, cfg.eval_every), HIST_ROWS)
         self.train_rows = Ring(self.block, len(TRAIN_COLS), dev)
-        self.n_freqs = n_freqs(cfg.modulus) if cfg.measures else 0
-        self.eval_rows = Ring(EVAL_ROWS * len(self.test), eval_row_width(self.n_freqs), dev)
+        self.n_freqs, self.n_layers = n_freqs(cfg.modulus) if cfg.measures else 0, n_layers(cfg)
+        self.eval_rows = Ring(EVAL_ROWS * len(self.test), eval_row_width(self.n_freqs, self.n_layers), dev)
+        self.dft = dft_rows(cfg.modulus, dev)
         self.eval_calls = 0  # eval JIT calls so far: the number of the next one's row
         self.pending: list[tuple[int, int, list[int]]] = []  # (step, its first eval call, [0]) of evals not fetched
         chunks = [t for c in self.test for t in (c.x, c.y, c.w) if t is not None]
         rings = (self.train_rows.buf, self.train_rows.counter, self.eval_rows.buf, self.eval_rows.counter)
-        Tensor.realize(*self.params, self.opt.wd, self.x_train, self.y_train, *chunks, *rings)
+        Tensor.realize(*self.params, self.opt.wd, self.dft, self.x_train, self.y_train, *chunks, *rings)
         self.measures = (
             Measures(cfg.modulus, cfg.operation, s.x_train[:, :2], dev, cfg.train.loss_dtype) if cfg.measures else None
         )
-        self.log = MetricsLog(cfg.steps, self.n_freqs)
+        self.log = MetricsLog(cfg.steps, self.n_freqs, n_layers=self.n_layers)
         self.members = [Member(self.log, self.early_stop, cfg.steps)]  # one run
         self.step = 0  # the next step to run
         self.train_step, self.eval_jit = TinyJit(self._train_step), TinyJit(self._eval_step)
@@ -91,7 +92,7 @@ class Trainer(Runs):
 
     def _groups(self, x: np.ndarray, capacity: int | None = None) -> tuple[Tensor, Tensor] | None:
         """The lookup groups of a batch (fast.make_groups), which only the folded model reads."""
-        if not forward.folded(self.model):
+        if not family.folded(self.model):
             return None
         groups = make_groups(x[:, :2], vocab(self.cfg.modulus), capacity)
         return tuple(Tensor(a, device=self.device).realize() for a in groups)
@@ -102,7 +103,7 @@ class Trainer(Runs):
         w = self.w_train if x is self.x_train else None  # a mini-batch is never padded
         with Context(TRAINING=1):
             self.opt.zero_grad()
-            logits = forward.logits(self.model, x, groups)
+            logits = family.logits(self.model, x, groups)
             loss, *collapsed = loss_and_collapse(logits, y, self.cfg.train.loss_dtype, w, self.split_sums,
                                                  self.cfg.loss.name)  # fmt: skip
             loss.backward()
@@ -119,16 +120,19 @@ class Trainer(Runs):
 
     def _eval_step(self, x: Tensor, y: Tensor, w: Tensor | None) -> Tensor:
         """One test chunk's eval row (store.layout.eval_row_width) into the eval ring."""
-        logits = forward.logits(self.model, x)
+        logits = family.logits(self.model, x)
         loss = cross_entropy(logits, y, self.cfg.train.loss_dtype, w, split=self.split_sums, kind=self.cfg.loss.name)
         acc = accuracy(logits, y, w, self.split_sums)
-        out = Tensor.stack(loss.cast(dtypes.float32), acc, global_norm(self.params))
+        m = self.model
+        weights = (global_norm(self.params), ipr(m.input_blocks(), self.dft), *layer_norms(m.layers()))
+        out = Tensor.stack(loss.cast(dtypes.float32), acc, *weights)
         out = out if self.measures is None else out.cat(self.measures(self.model))
         Tensor.realize(*self.eval_rows.write(out))
         return self.eval_rows.counter
 
     def eval_step(self) -> np.ndarray:
-        """Test loss and accuracy (over the test chunks), weight norm, then the measures if on; now."""
+        """Test loss and accuracy (over the test chunks), weight norm, IPR, layer norms, then the measures if on;
+        now."""
         first = self.run_eval()
         return self._eval_values(self.eval_rows.buf.numpy(), first, 0)
 
