@@ -83,14 +83,14 @@ def test_a_sweep_of_preset_values_and_a_glob_runs_every_job_it_plans(mine, tmp_p
            f"hydra.sweep.dir={sweep}"]  # fmt: skip
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "jobs 4/4 done" in proc.stdout and "missing" not in proc.stdout
+    assert "jobs 6/6 done" in proc.stdout and "missing" not in proc.stdout
     summary = pd.read_parquet(sweep / "summary.parquet")
     assert sorted(zip(summary["loss"], summary["seed"], strict=True)) == [
-        ("softmax", 0), ("softmax", 1), ("stablemax", 0), ("stablemax", 1)
+        ("mse", 0), ("mse", 1), ("softmax", 0), ("softmax", 1), ("stablemax", 0), ("stablemax", 1)
     ]  # fmt: skip
     assert (summary["status"] == "completed").all()
     # a fresh process plans the glob from the config search path multirun.yaml records
     again = subprocess.run([sys.executable, "-m", "grok_sweep.aggregate", str(sweep), "--no-figures"], cwd=ROOT,
                            capture_output=True, text=True, timeout=600)  # fmt: skip
     assert again.returncode == 0 and "missing" not in again.stdout, again.stdout + again.stderr
-    assert planned_jobs(sweep)[0] and len(planned_jobs(sweep)[0]) == 4
+    assert planned_jobs(sweep)[0] and len(planned_jobs(sweep)[0]) == 6

@@ -24,15 +24,16 @@ from grok_sweep.fast import matmul
 
 
 def one_hot_pair(x: Tensor, modulus: int) -> Tensor:
-    """Tokens (..., 3) "a b =" -> (..., 2p): the one-hot of a, then the one-hot of b."""
+    """Tokens (..., 3) "a b =" -> (..., 2p): the one-hot of a, then the one-hot of b; written out, so that the first
+    layer's weight gradient reads it rather than recomputing it inside its reduction (slower)."""
     return x[..., 0].one_hot(modulus).cat(x[..., 1].one_hot(modulus), dim=-1).cast(dtypes.float32).contiguous()
 
 
 def mm(x: Tensor, w: Tensor, relu: bool = False) -> Tensor:
     """x @ w (x.relu() @ w with `relu`). One run's (batch, k) @ (k, n) goes through grok_sweep.fast's kernels, k and n
-    padded with zeros to multiples of 8 for their vectors (p is often prime): the same values, in another
-    summation order than the plain product, 3-10x faster on the CPU. A pack's stacked (K, batch, k) @ (K, k, n)
-    plainly."""
+    padded with zeros to multiples of 8 for their vectors (p is often prime): the plain product's values up to float
+    rounding (another summation order; tests/test_families.py), and Prieto et al.'s MLP's step ~4x faster on the
+    CPU. A pack's stacked (K, batch, k) @ (K, k, n) plainly."""
     if x.ndim != 2 or w.ndim != 2:
         return (x.relu() if relu else x) @ w
     n, pad_k = w.shape[1], -w.shape[0] % 8

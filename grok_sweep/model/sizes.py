@@ -9,9 +9,6 @@ SEQ_LEN = 3  # a, b, "="
 FOLD_MIN_WIDTH = 128
 
 
-FAMILIES = ("transformer", "mlp", "quadratic")  # the config group `model`'s options (model/family.py)
-
-
 def family(cfg) -> str:  # noqa: ANN001 - a job's config
     """The job's model family; a job of an earlier version (no model.name) trained the transformer."""
     return getattr(cfg.model, "name", None) or "transformer"
