@@ -18,13 +18,14 @@ from grok_sweep.model.gpt import GPT
 from grok_sweep.model.loss import cross_entropy
 from grok_sweep.model.mlp import MLP
 from grok_sweep.model.quadratic import Quadratic
-from grok_sweep.model.weight_measures import dft_rows, ipr, layer_norms
+from grok_sweep.model.weight_measures import dft_rows, ipr
 from grok_sweep.run import precheck
 from grok_sweep.run.checks import ConfigError, validate
 from grok_sweep.run.job import run_job
 from grok_sweep.run.pack_job import run_pack
 from grok_sweep.run.packing import shape_key
 from grok_sweep.train.loop import Plan
+from grok_sweep.train.norm_constraint import global_norm
 from grok_sweep.train.pack import Pack
 from grok_sweep.train.trainer import Trainer
 
@@ -128,7 +129,7 @@ def test_ipr_of_pure_frequencies_is_one_and_of_any_weights_their_formula(p):
 
 def test_layer_norms_are_each_layers_l2_norm():
     model = MLP(np.random.default_rng(0), P, 8, 2, True, "CPU")
-    got = [float(n.numpy()) for n in layer_norms(model.layers())]
+    got = [float(global_norm(ps).numpy()) for ps in model.layers()]  # as an eval computes them
     want = [np.sqrt((w.numpy() ** 2).sum() + (b.numpy() ** 2).sum()) for w, b in zip(model.weights, model.biases,
                                                                                       strict=True)]  # fmt: skip
     np.testing.assert_allclose(got, want, rtol=1e-6)
@@ -142,7 +143,9 @@ def test_every_family_trains_and_logs_its_layers(choice):
     df = t.log.frame()
     evals = df[df["test_loss"].notna()]
     assert list(evals["step"]) == [0, 10, 20, 29]
-    assert all(len(n) == sizes.n_layers(cfg) for n in evals["layer_norms"])
+    # the transformer: embeddings, its block, unembedding; the MLP: 2 hidden layers and its read-out
+    layers = {"model=mlp": 3, "model=quadratic": 2, "model=transformer": 3}[choice]
+    assert all(len(n) == layers for n in evals["layer_norms"])
     assert np.isfinite(evals["ipr"]).all() and (evals["ipr"] > 0).all() and (evals["ipr"] <= 1).all()
     assert df["train_loss"].iloc[-1] < df["train_loss"].iloc[0]
     norms = np.array(list(evals["layer_norms"]))  # the global norm is the layers' norms together

@@ -6,7 +6,8 @@ that the trainer, a pack and the measures never branch on the family themselves.
   function, and hold a pack's members as themselves with a leading member axis on every weight.
 
 Every family has `layers()` (each layer's parameters, input first) and `input_blocks()` (the first layer's weights
-over the p values of an input, (p, units) each), read by weight_measures.py.
+over the p values of an input, (p, units) each): each layer's weight norm and the IPR (weight_measures.py) at
+every eval read them.
 """
 
 from __future__ import annotations

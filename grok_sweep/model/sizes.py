@@ -39,9 +39,3 @@ def n_params(cfg) -> int:  # noqa: ANN001 - a job's config
         return sum(a * b + (b if cfg.model.bias else 0) for a, b in zip(sizes, sizes[1:]))  # noqa: B905
     mlp, layers = mlp_width(cfg), cfg.model.layers
     return vocab(p) * d + SEQ_LEN * d + layers * (4 * d * d + 2 * d * mlp + mlp + d) + d * p
-
-
-def n_layers(cfg) -> int:  # noqa: ANN001 - a job's config
-    """The model's layers as its per-layer weight norms count them (each family's layers())."""
-    name = family(cfg)
-    return 2 if name == "quadratic" else cfg.model.layers + (1 if name == "mlp" else 2)

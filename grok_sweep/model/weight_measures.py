@@ -1,12 +1,12 @@
-"""Measures of the weights that every model family has, at every eval (store.layout's "ipr" and "layer_norms").
+"""A measure of the weights that every model family has, at every eval: store.layout's "ipr" (beside it, each
+layer's weight norm, "layer_norms", is train/norm_constraint.global_norm of the family's layers(); Thilak et al.'s
+slingshots show in the last layer's).
 
-- The inverse participation ratio (IPR) of the first layer in the Fourier basis over the input's p values (Doshi et
-  al., d-doshi/Grokking: `calculate_ipr(abs(np.fft.rfft(U[k])), r=2)` for each unit k of each input's block): per
-  unit, with c its weights' real DFT coefficients (frequencies 0..p // 2), sum |c|^4 / (sum |c|^2)^2, then the mean
-  over the units (and over a's and b's blocks for the MLPs). 1 when every unit is one pure frequency; about 4 / p
-  for random weights; it grows as the model's Fourier features form.
-- Each layer's weight norm (sqrt of the sum of squares of its parameters; Thilak et al.'s slingshots show in the
-  last layer's).
+The inverse participation ratio (IPR) of the first layer in the Fourier basis over the input's p values (Doshi et
+al., d-doshi/Grokking: `calculate_ipr(abs(np.fft.rfft(U[k])), r=2)` for each unit k of each input's block): per unit,
+with c its weights' real DFT coefficients (frequencies 0..p // 2), sum |c|^4 / (sum |c|^2)^2, then the mean over the
+units (and over a's and b's blocks for the MLPs). 1 when every unit is one pure frequency; about 4 / p for random
+weights; it grows as the model's Fourier features form.
 """
 
 from __future__ import annotations
@@ -34,8 +34,3 @@ def ipr(blocks: list[Tensor], rows: Tensor) -> Tensor:
         power = (parts[:n].square() + parts[n:].square()).contiguous()  # |c_k|^2 per frequency and unit
         per_block.append((power.square().sum(axis=0) / power.sum(axis=0).square()).contiguous().mean())
     return Tensor.stack(*per_block).mean()
-
-
-def layer_norms(layers: list[list[Tensor]]) -> list[Tensor]:
-    """Each layer's L2 norm over all its parameters."""
-    return [Tensor.stack(*[t.square().sum() for t in params]).sum().sqrt() for params in layers]

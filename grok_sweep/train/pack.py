@@ -26,8 +26,8 @@ from grok_sweep.fast import make_groups, prepare_device
 from grok_sweep.model import family
 from grok_sweep.model.loss import accuracy, cross_entropy, loss_and_collapse
 from grok_sweep.model.measures import Measures, n_freqs
-from grok_sweep.model.sizes import n_layers, vocab
-from grok_sweep.model.weight_measures import dft_rows, ipr, layer_norms
+from grok_sweep.model.sizes import vocab
+from grok_sweep.model.weight_measures import dft_rows, ipr
 from grok_sweep.store.layout import TRAIN_COLS, eval_row_width
 from grok_sweep.train import loop
 from grok_sweep.train.device_rows import EVAL_ROWS, HIST_ROWS, SYNC_STEPS, Ring, evals_per_sync
@@ -78,7 +78,7 @@ class Pack(Runs):
         self.evals_per_sync = min(evals_per_sync(c.eval_every, c.train.early_stop) for c in cfgs)
         self.block = min(max(SYNC_STEPS, cfg.eval_every), HIST_ROWS)
         self.train_rows = Ring(self.block, k * len(TRAIN_COLS), dev)
-        self.n_freqs, self.n_layers = n_freqs(cfg.modulus) if cfg.measures else 0, n_layers(cfg)
+        self.n_freqs, self.n_layers = n_freqs(cfg.modulus) if cfg.measures else 0, len(models[0].layers())
         self.eval_rows = Ring(EVAL_ROWS * len(self.test), k * eval_row_width(self.n_freqs, self.n_layers), dev)
         self.dft = dft_rows(cfg.modulus, dev)
         self.eval_calls, self.pending = 0, []
@@ -157,7 +157,7 @@ class Pack(Runs):
         """One test chunk's eval row of every member into the eval ring."""
         loss, acc = self._outputs(x, y, w)
         views = [family.member(self.model, k) for k in range(len(self.members))]
-        shape = [Tensor.stack(ipr(v.input_blocks(), self.dft), *layer_norms(v.layers())) for v in views]
+        shape = [Tensor.stack(ipr(v.input_blocks(), self.dft), *(global_norm(ps) for ps in v.layers())) for v in views]
         row = Tensor.stack(loss.cast(dtypes.float32), acc, self.norms(self.params), dim=-1)
         row = row.cat(Tensor.stack(*shape), dim=1)
         if self.measures is not None:

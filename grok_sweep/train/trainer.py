@@ -22,8 +22,8 @@ from grok_sweep.fast import make_groups, prepare_device
 from grok_sweep.model import family
 from grok_sweep.model.loss import accuracy, cross_entropy, loss_and_collapse
 from grok_sweep.model.measures import Measures, n_freqs
-from grok_sweep.model.sizes import n_layers, vocab
-from grok_sweep.model.weight_measures import dft_rows, ipr, layer_norms
+from grok_sweep.model.sizes import vocab
+from grok_sweep.model.weight_measures import dft_rows, ipr
 from grok_sweep.store.layout import TRAIN_COLS, eval_row_width
 from grok_sweep.train import compile_cache, loop
 from grok_sweep.train.device_rows import EVAL_ROWS, HIST_ROWS, SYNC_STEPS, Ring, evals_per_sync
@@ -72,7 +72,7 @@ class Trainer(Runs):
         self.evals_per_sync = evals_per_sync(cfg.eval_every, cfg.train.early_stop)
         self.block = min(max(SYNC_STEPS, cfg.eval_every), HIST_ROWS)
         self.train_rows = Ring(self.block, len(TRAIN_COLS), dev)
-        self.n_freqs, self.n_layers = n_freqs(cfg.modulus) if cfg.measures else 0, n_layers(cfg)
+        self.n_freqs, self.n_layers = n_freqs(cfg.modulus) if cfg.measures else 0, len(self.model.layers())
         self.eval_rows = Ring(EVAL_ROWS * len(self.test), eval_row_width(self.n_freqs, self.n_layers), dev)
         self.dft = dft_rows(cfg.modulus, dev)
         self.eval_calls = 0  # eval JIT calls so far: the number of the next one's row
@@ -124,7 +124,7 @@ class Trainer(Runs):
         loss = cross_entropy(logits, y, self.cfg.train.loss_dtype, w, split=self.split_sums, kind=self.cfg.loss.name)
         acc = accuracy(logits, y, w, self.split_sums)
         m = self.model
-        weights = (global_norm(self.params), ipr(m.input_blocks(), self.dft), *layer_norms(m.layers()))
+        weights = (global_norm(self.params), ipr(m.input_blocks(), self.dft), *(global_norm(ps) for ps in m.layers()))
         out = Tensor.stack(loss.cast(dtypes.float32), acc, *weights)
         out = out if self.measures is None else out.cat(self.measures(self.model))
         Tensor.realize(*self.eval_rows.write(out))
