@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from jobs import ROOT, folder, run_all
+from jobs import ROOT, budget, folder, run_all, say_unfinished, table_head
 
 # the default model and task (x + y mod 53, 40% train, width 64, full batch, AdamW lr 1e-2), as long as a
 # weight-decay-0 run may need to show what it does, evaluated every 10 steps; a run ends 200 steps after test
@@ -110,16 +110,13 @@ def main() -> None:
     runs = {(n, s): [*base, *variants[n][1], f"seed={s}"] for n in names for s in range(args.seeds)}
     print(f"config: the default config with {' '.join(base)}; seeds 0..{args.seeds - 1}")
     status = {k: v[0] for k, v in run_all(runs, args.out, args.jobs).items()}
-    print("| variant | memorization step | test acc >= 0.99 | delay | phases | train / test acc at the end | "
-          "softmax collapse at the end | per seed: memorization / test >= 0.99 / collapse |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|")
+    table_head("variant", "memorization step", "test acc >= 0.99", "delay", "phases", "train / test acc at the end",
+               "softmax collapse at the end", "per seed: memorization / test >= 0.99 / collapse")  # fmt: skip
     for n in names:
         print(_row(n, [_found(folder(args.out, n, s)) for s in range(args.seeds)]))
-    budget = [a for a in base if a.startswith("steps=")][-1].split("=")[1]
-    print(f"(medians over seeds; never: not within the {budget}-step budget; delay: sustained grokking step - "
+    print(f"(medians over seeds; never: not within the {budget(base)}-step budget; delay: sustained grokking step - "
           "memorization step, '-' where it never grokked)")  # fmt: skip
-    if bad := {k: v for k, v in status.items() if v not in ("completed", "stopped_early")}:
-        print(f"runs that did not complete: {bad}")
+    say_unfinished(status)
 
 
 if __name__ == "__main__":

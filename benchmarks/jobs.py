@@ -1,4 +1,5 @@
-"""(not run alone) Real grok_sweep jobs for the benchmarks that compare configs: grokfast.py, interventions.py."""
+"""(not run alone) Real grok_sweep jobs for the benchmarks that compare configs: grokfast.py, interventions.py,
+optimizers.py, ungrok.py."""
 
 from __future__ import annotations
 
@@ -38,3 +39,20 @@ def run_all(runs: dict[tuple[str, int], list[str]], out: Path, jobs: int) -> dic
 
 def folder(out: Path, name: str, seed: int) -> Path:
     return out / f"{name}-seed{seed}"
+
+
+def budget(overrides: list[str]) -> str:
+    """The step budget the overrides set (their last steps=)."""
+    return [a for a in overrides if a.startswith("steps=")][-1].split("=")[1]
+
+
+def say_unfinished(status: dict) -> None:
+    """One line naming the runs that neither completed nor stopped early, if any."""
+    if bad := {k: v for k, v in status.items() if v not in ("completed", "stopped_early")}:
+        print(f"runs that did not complete: {bad}")
+
+
+def table_head(*cols: str) -> None:
+    """A Markdown table's header row and rule."""
+    print("| " + " | ".join(cols) + " |")
+    print("|" + "---|" * len(cols))

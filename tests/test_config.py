@@ -72,7 +72,8 @@ def test_nanda2023_preset_is_nandas_setup():
     cfg = make_cfg("+experiment=nanda2023")
     validate(cfg)
     assert (cfg.modulus, cfg.train_ratio, cfg.weight_decay, cfg.width) == (113, 0.3, 1.0, 128)
-    assert (cfg.optim.lr, cfg.optim.beta1, cfg.optim.beta2) == (1e-3, 0.9, 0.98)
+    assert (cfg.optim.name, cfg.optim.lr, cfg.optim.beta1, cfg.optim.beta2) == ("adamw", 1e-3, 0.9, 0.98)
+    assert cfg.optim.warmup_steps == 10 and cfg.optim.schedule == "constant"  # their LambdaLR's 10 updates
     assert (cfg.model.heads, cfg.model.layers, cfg.train.batch_size, cfg.train.early_stop) == (4, 1, None, 0)
     assert cfg.measures and cfg.train.snapshot_every > 0
 
@@ -132,4 +133,26 @@ def test_grokfast2024_preset_is_their_algorithmic_setup():
     assert (cfg.model.layers, cfg.model.heads, cfg.train.batch_size) == (2, 4, 512)
     assert (cfg.optim.lr, cfg.optim.beta1, cfg.optim.beta2) == (1e-3, 0.9, 0.98)
     assert dict(cfg.grokfast) == {"name": "ema", "alpha": 0.98, "lamb": 2.0}
+    assert cfg.optim.warmup_steps == 10
     assert make_cfg("+experiment=grokfast2024", "grokfast=ma").grokfast.name == "ma"
+    theirs = make_cfg("+experiment=grokfast2024", "optim=adam")  # their optimizer, the preset's numbers kept
+    assert (theirs.optim.name, theirs.optim.lr, theirs.optim.beta2, theirs.optim.warmup_steps) == (
+        "adam",
+        1e-3,
+        0.98,
+        10,
+    )
+
+
+def test_muon2025_preset_is_the_default_task_with_muon():
+    cfg = make_cfg("+experiment=muon2025")
+    validate(cfg)
+    assert (cfg.optim.name, cfg.optim.lr, cfg.optim.momentum, cfg.optim.adam_lr) == ("muon", 0.02, 0.95, 0.01)
+    assert (cfg.modulus, cfg.train_ratio, cfg.weight_decay, cfg.width) == (53, 0.4, 1.0, 64)
+
+
+def test_varma2023_preset_continues_a_run_for_3000_steps_with_a_fresh_optimizer():
+    cfg = make_cfg("+experiment=varma2023", "init.subset=150")
+    assert (cfg.steps, cfg.train.early_stop, cfg.init.optimizer, cfg.optim.name) == (3000, 0, False, "adamw")
+    with pytest.raises(ConfigError, match="^init.subset=150 needs init.from=PATH"):
+        validate(cfg)

@@ -27,7 +27,7 @@ BLOCK_ROWS = "16"  # metrics in parts of 16 rows: 40 steps make parts 0, 16 and 
 SWEEP = ["-m", "seed=0,1", *TINY, "train.keep_checkpoint=true", "train.checkpoint_every=10", "train.snapshot_every=20"]
 FILES = {
     "first metrics part": "metrics.parquet/part-000000000000.parquet",
-    "last metrics part": "metrics.parquet/part-000000000032.parquet",  # after the checkpoint of step 30
+    "last metrics part": "metrics.parquet/part-000000000032.parquet",  # rows 32..39, before the kept checkpoint (40)
     "result": "result.json",
     "status": "status.json",
     "config": ".hydra/config.yaml",
@@ -37,7 +37,7 @@ FILES = {
     "snapshot": "snapshots/step_20.safetensors",
     "final weights": "model.safetensors",
 }
-RESUMED = ("last metrics part", "final weights", "result")
+RESUMED = ("final weights", "result")  # from the kept checkpoint: the job's state at its end (step 40)
 # a finished job needs neither: without them it is whole (the live view reads result.json instead)
 HARMLESS = {("status", "delete"), ("checkpoint", "delete")}
 
@@ -116,9 +116,9 @@ def test_a_damaged_file_is_named_spares_the_other_jobs_and_is_repaired(sweep, tm
     results = _rerun(sweep, root)
     assert [r["status"] for r in results] == ["completed", "completed"]
     retrained = results[0] != pristine
-    if kind in RESUMED:  # the checkpoint (step 30) and every row and snapshot before it were sound
-        assert retrained and results[0]["resumed_from_step"] == 30
-    elif kind in ("first metrics part", "snapshot", "checkpoint") and (kind, how) not in HARMLESS:
+    if kind in RESUMED:  # the checkpoint (step 40, the end) and every row and snapshot before it were sound
+        assert retrained and results[0]["resumed_from_step"] == 40
+    elif kind in ("first metrics part", "last metrics part", "snapshot", "checkpoint") and (kind, how) not in HARMLESS:
         assert retrained and results[0]["resumed_from_step"] is None  # from scratch
     else:  # Hydra rewrites .hydra at launch; a status file is written again
         assert not retrained

@@ -172,8 +172,9 @@ def test_help_says_what_the_app_does_and_lists_the_groups_a_user_picks():
     text = out.stdout
     assert text.startswith("grok_sweep: grokking sweeps") and "python -m grok_sweep -m " in text
     assert "base_" not in text and "is powered by Hydra" not in text
-    groups = dict(re.findall(r"^(\+experiment|grokfast|loss)\s+([\w, ]+?)\s{2}", text, re.M))
-    for group, folder in (("+experiment", "experiment"), ("grokfast", "grokfast"), ("loss", "loss")):
+    groups = dict(re.findall(r"^(\+experiment|model|optim|grokfast|loss)\s+([\w, ]+?)\s{2}", text, re.M))
+    for group in ("+experiment", "model", "optim", "grokfast", "loss"):
+        folder = group.lstrip("+")
         listed = {o.strip() for o in groups[group].split(",")}
         assert listed == {f.stem for f in (CONF / folder).glob("*.yaml")}, group
     assert "modulus: 53" in text and "README.md" in text  # the config, and where to read on

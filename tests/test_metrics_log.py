@@ -11,7 +11,7 @@ from grok_sweep.train.metrics_log import MetricsLog, write_metrics
 
 def _train_rows(start: int, end: int) -> np.ndarray:
     steps = np.arange(start, end, dtype=float)
-    return np.c_[steps, 1 / (steps + 1), steps % 2, steps % 3]  # a value per step: any feeding gives one table
+    return np.c_[steps, 1 / (steps + 1), steps % 2, steps % 3, 1e-3 / (steps + 1)]  # TRAIN_COLS: a value per step
 
 
 def _fill(log: MetricsLog, every: int, upto: int) -> None:

@@ -34,8 +34,8 @@ from grok_sweep.train.trainer import Trainer
 
 BASE = [*TINY, "steps=60", "train.early_stop=0", "train.checkpoint_every=25"]
 # members that differ in every key a pack keeps per member
-MEMBERS = [["seed=0"], ["seed=1", "weight_decay=0.3"], ["seed=2", "optim.lr=0.003"], ["seed=3", "train_ratio=0.3"],
-           ["seed=4", "model.init_scale=0.5", "steps=45"]]  # fmt: skip
+MEMBERS = [["seed=0"], ["seed=1", "weight_decay=0.3"], ["seed=2", "optim.lr=0.003", "optim.warmup_steps=10"],
+           ["seed=3", "train_ratio=0.3"], ["seed=4", "model.init_scale=0.5", "steps=45"]]  # fmt: skip
 
 
 def _same_job(pack_dir: Path, single_dir: Path) -> None:
@@ -107,12 +107,13 @@ def test_the_stacked_form_follows_the_single_runs_within_float_rounding():
 def test_jobs_share_a_pack_when_only_per_member_keys_differ():
     base = shape_key(make_cfg(*TINY))
     per_member = ["seed=3", "weight_decay=0.1", "optim.lr=0.1", "train_ratio=0.5", "model.init_scale=0.7", "steps=9",
-                  "train.early_stop=7", "train.checkpoint_every=3", "train.snapshot_every=2"]  # fmt: skip
+                  "train.early_stop=7", "train.checkpoint_every=3", "train.snapshot_every=2", "optim.warmup_steps=4",
+                  "optim.min_lr=0.001"]  # fmt: skip
     assert all(shape_key(make_cfg(*TINY, o)) == base for o in per_member)
     assert shape_key(make_cfg(*TINY, "grokfast=ema", "grokfast.lamb=1")) == shape_key(make_cfg(*TINY, "grokfast=ema"))
     shapes = ["width=32", "modulus=11", "loss=stablemax", "train.batch_size=8", "eval_every=5", "measures=true",
               "train.device=CUDA", "train.loss_dtype=float32", "grokfast=ma", "optim.orthogonal=true",
-              "model.heads=4"]  # fmt: skip
+              "model.heads=4", "optim.schedule=cosine"]  # fmt: skip
     assert len({base, *(shape_key(make_cfg(*TINY, o)) for o in shapes)}) == len(shapes) + 1
 
 
@@ -160,6 +161,7 @@ def test_the_default_configs_seeds_and_a_weight_decay_grid_are_their_single_runs
 @pytest.mark.slow
 def test_a_killed_pack_resumes_every_member_and_ends_as_if_never_stopped(tmp_path):
     args = ["seed=0,1", "steps=40,120", *TINY[:4], "eval_every=7", "train.early_stop=0", "train.checkpoint_every=50",
+            "optim.warmup_steps=60",
             "hydra.launcher.size=4"]  # fmt: skip
     whole = _sweep(tmp_path / "whole", *args)
     assert whole.returncode == 0, whole.stderr[-2000:]

@@ -26,6 +26,7 @@ COLUMNS = {
     "train_acc": "double",
     "softmax_collapse": "double",
     "zero_loss": "double",
+    "lr": "double",
     "test_loss": "double",
     "test_acc": "double",
     "weight_norm": "double",

@@ -17,6 +17,7 @@ STEP_COLS = ("memorization_step", "grokking_step", "sustained_grokking_step", "g
 COLLAPSE_COLS = ("softmax_collapse", "zero_loss")  # their last values: final_softmax_collapse, final_zero_loss
 SUMMARY_TAIL = ("status", "steps_run", *STEP_COLS, "phase", "final_test_acc", "best_test_acc",
                 *(f"final_{c}" for c in COLLAPSE_COLS), "wall_time_s", "steps_per_s", "error")  # fmt: skip
+INIT_COLS = ("init_from", "init_step", "init_subset")  # a sweep of continued runs (init.from): result.json's "init"
 
 
 def summary_keys(summary: pd.DataFrame) -> list[str]:
@@ -47,10 +48,13 @@ def summarize(jobs: list[Job], keys: list[str], rule: Rule = DEFAULT_RULE) -> pd
         row.update(status=job.status, steps_run=res.get("steps_run", _rows(job)), **found)
         row.update(_final_collapse(job.metrics), wall_time_s=res.get("wall_time_s"), steps_per_s=res.get("steps_per_s"))
         row["error"] = job.damage or (res.get("error") if job.status == FAILED else None)
+        row.update({f"init_{k}": (res.get("init") or {}).get(k) for k in ("from", "step", "subset")})
         rows.append(row)
+    continued = any(row["init_from"] is not None for row in rows)  # the parent, its step, the pairs trained on
     columns = ["job", *keys, *(["seed"] if "seed" not in keys else []), *SUMMARY_TAIL]
+    columns += list(INIT_COLS) if continued else []
     df = pd.DataFrame(rows).reindex(columns=columns)
-    for col in (*STEP_COLS, "steps_run"):
+    for col in (*STEP_COLS, "steps_run", *(INIT_COLS[1:] if continued else ())):
         df[col] = df[col].astype("Int64")
     for col in ("final_test_acc", "best_test_acc", *(f"final_{c}" for c in COLLAPSE_COLS), "wall_time_s",
                 "steps_per_s"):  # fmt: skip

@@ -7,7 +7,7 @@ that the trainer, a pack and the measures never branch on the family themselves.
 
 Every family has `layers()` (each layer's parameters, input first) and `input_blocks()` (the first layer's weights
 over the p values of an input, (p, units) each): each layer's weight norm and the IPR (weight_measures.py) at
-every eval read them.
+every eval read them, and `hidden_matrices` (Muon's) is read from the layers.
 """
 
 from __future__ import annotations
@@ -44,6 +44,13 @@ def job_model(cfg: Any, rng: np.random.Generator, device: str) -> Model:
         for w in get_parameters(model):
             w.assign(w * scale).realize()
     return model
+
+
+def hidden_matrices(model: Model) -> list[Tensor]:
+    """The 2-D weights of every layer but the first (embedding, or an MLP's layer on one-hot inputs) and the last
+    (read-out): what optim=muon trains with Muon. The transformer: each block's W_Q, W_K, W_V, W_O, W_in, W_out;
+    an MLP: its hidden-to-hidden layers (none with model.layers=1); the quadratic model: none."""
+    return [p for layer in model.layers()[1:-1] for p in layer if p.ndim == 2]
 
 
 def logits(model: Model, x: Tensor, groups: Groups | None = None) -> Tensor:

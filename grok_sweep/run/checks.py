@@ -14,7 +14,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from grok_sweep.data.tasks import MEASURED, operation_problem, split_sizes
 from grok_sweep.model.sizes import family
-from grok_sweep.run.config import GROKFAST, LOSSES, Config
+from grok_sweep.run import parent
+from grok_sweep.run.config import GROKFAST, LOSSES, OPTIMS, SCHEDULES, Config
 
 
 class ConfigError(ValueError):
@@ -42,7 +43,7 @@ def problems(cfg: DictConfig | Config) -> list[str]:
     for part in (_task_problems, _model_problems, _optim_problems, _train_problems, _grokfast_problems,
                  _loss_problems):  # fmt: skip
         part(cfg, check)
-    return found
+    return found + (_init_problems(cfg) if isinstance(cfg, DictConfig) else [])
 
 
 def _floats(cfg: DictConfig | Config, prefix: str = "") -> list[tuple[str, float]]:
@@ -68,7 +69,10 @@ def cautions(cfg: DictConfig | Config) -> list[str]:
 
 
 def _split_sizes(cfg: DictConfig | Config) -> Optional[tuple[int, int]]:
-    """The train and test sizes, or None where the modulus or the operation rules the task out."""
+    """The train and test sizes, or None where the modulus or the operation rules the task out, or the job continues
+    another run (init.from: a part of that run's split, _init_problems)."""
+    if isinstance(cfg, DictConfig) and cfg.init["from"] is not None:
+        return None
     if cfg.modulus < 2 or operation_problem(cfg.operation, cfg.modulus) is not None:
         return None
     return split_sizes(cfg.modulus, cfg.train_ratio, cfg.operation)
@@ -118,10 +122,43 @@ def _model_problems(cfg: DictConfig | Config, check: Callable[..., None]) -> Non
 def _optim_problems(cfg: DictConfig | Config, check: Callable[..., None]) -> None:
     o = cfg.optim
     check(cfg.weight_decay >= 0, "weight_decay", cfg.weight_decay, "a number >= 0")
+    if not _group_fits("optim", o, OPTIMS, check):
+        return
     check(o.lr > 0, "optim.lr", o.lr, "a number > 0")
-    check(0 <= o.beta1 < 1, "optim.beta1", o.beta1, "a number in [0, 1)")
-    check(0 <= o.beta2 < 1, "optim.beta2", o.beta2, "a number in [0, 1)")
-    check(o.eps > 0, "optim.eps", o.eps, "a number > 0")
+    check(o.warmup_steps >= 0, "optim.warmup_steps", o.warmup_steps, "0 (none) or a number of updates")
+    check(o.schedule in SCHEDULES, "optim.schedule", o.schedule, " or ".join(SCHEDULES))
+    check(0 <= o.min_lr <= o.lr, "optim.min_lr", o.min_lr, f"a number in [0, optim.lr={o.lr}]")
+    have = set(o.keys())
+    if "beta1" in have:
+        check(0 <= o.beta1 < 1, "optim.beta1", o.beta1, "a number in [0, 1)")
+        check(0 <= o.beta2 < 1, "optim.beta2", o.beta2, "a number in [0, 1)")
+        check(o.eps > 0, "optim.eps", o.eps, "a number > 0")
+    if "momentum" in have:
+        check(0 <= o.momentum < 1, "optim.momentum", o.momentum, "a number in [0, 1)")
+    if o.name == "muon":
+        check(o.ns_steps >= 1, "optim.ns_steps", o.ns_steps, "an integer >= 1")
+        check(o.adam_lr > 0, "optim.adam_lr", o.adam_lr, "a number > 0")
+        which = f"model={family(cfg)}" + (f" with model.layers={cfg.model.layers}" if family(cfg) == "mlp" else "")
+        check(_has_hidden_matrix(cfg), "optim", o.name, f"{which} has no 2-D hidden matrix for Muon (an MLP with "
+              "model.layers >= 2 and the transformer have)")  # fmt: skip
+
+
+def _has_hidden_matrix(cfg: DictConfig | Config) -> bool:
+    """Whether the model has a matrix family.hidden_matrices returns (tests/test_optimizers.py holds the two to
+    agree): every transformer block's; an MLP's between hidden layers; the quadratic model's none."""
+    name = family(cfg)
+    return name == "transformer" or (name == "mlp" and cfg.model.layers >= 2)
+
+
+def _init_problems(cfg: DictConfig | Config) -> list[str]:
+    """init.from's refusals (run/parent.py), and a mini-batch larger than the parent's pairs it trains on."""
+    found = parent.problems(cfg)
+    if not found and cfg.init["from"] is not None and cfg.train.batch_size is not None:
+        n_train = parent.sizes(cfg)[0]
+        if not 1 <= cfg.train.batch_size <= n_train:
+            found.append(f"train.batch_size={cfg.train.batch_size} is not allowed: null (full batch) or 1..{n_train}, "
+                         "the pairs it trains on (init.subset)")  # fmt: skip
+    return found
 
 
 def _train_problems(cfg: DictConfig | Config, check: Callable[..., None]) -> None:

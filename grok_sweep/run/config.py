@@ -1,8 +1,8 @@
 """Config schema: typed dataclasses registered in Hydra's ConfigStore.
 
-Values live in conf/config.yaml (and conf/model/, conf/grokfast/, conf/loss/ for the config groups); the dataclasses
-only fix names and types, so a typo or a wrong type fails when Hydra composes the config, before any job starts.
-checks.py refuses values that are well typed but impossible.
+Values live in conf/config.yaml (and conf/model/, conf/optim/, conf/grokfast/, conf/loss/ for the config groups); the
+dataclasses only fix names and types, so a typo or a wrong type fails when Hydra composes the config, before any job
+starts. checks.py refuses values that are well typed but impossible.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
@@ -55,13 +55,42 @@ class QuadraticModel(ModelConfig):
 MODELS = {"transformer": TransformerModel, "mlp": MLPModel, "quadratic": QuadraticModel}
 
 
+# the config group `optim` (conf/optim/<name>.yaml, the shared keys in conf/optim_common.yaml): the optimizer and
+# its learning-rate schedule, see train/optimizers.py and train/schedule.py; `weight_decay` stays a top-level key
 @dataclass
 class OptimConfig:
+    name: str = MISSING  # adamw, adam, sgd or muon; set by the group's YAML
     lr: float = MISSING
+    warmup_steps: int = MISSING  # linear warmup over the first N updates; 0 = none
+    schedule: str = MISSING  # constant, cosine or linear (from lr to min_lr at the last step)
+    min_lr: float = MISSING
+    orthogonal: bool = MISSING  # ⊥Grad: each gradient without its component along its weights (train/orthograd.py)
+
+
+@dataclass
+class AdamWOptim(OptimConfig):
     beta1: float = MISSING
     beta2: float = MISSING
     eps: float = MISSING
-    orthogonal: bool = MISSING  # ⊥Grad: each gradient without its component along its weights (train/orthograd.py)
+
+
+@dataclass
+class SGDOptim(OptimConfig):
+    momentum: float = MISSING
+    nesterov: bool = MISSING
+
+
+@dataclass
+class MuonOptim(AdamWOptim):  # beta1, beta2, eps: the AdamW on the parameters Muon does not take
+    momentum: float = MISSING
+    nesterov: bool = MISSING
+    ns_steps: int = MISSING  # Newton-Schulz iterations
+    adam_lr: float = MISSING  # the AdamW part's learning rate
+
+
+OPTIMS = {"adamw": AdamWOptim, "adam": AdamWOptim, "sgd": SGDOptim, "muon": MuonOptim}
+SCHEDULES = ("constant", "cosine", "linear")
+INIT_KEYS = ("from", "step", "optimizer", "subset")
 
 
 @dataclass
@@ -112,7 +141,8 @@ class LossConfig:
 
 
 LOSSES = {"softmax": LossConfig, "stablemax": LossConfig, "mse": LossConfig}
-GROUPS = {"model": MODELS, "grokfast": GROKFAST, "loss": LOSSES}  # the config groups whose choice is a schema
+# the config groups whose choice is a schema
+GROUPS = {"model": MODELS, "optim": OPTIMS, "grokfast": GROKFAST, "loss": LOSSES}
 
 
 @dataclass
@@ -127,10 +157,14 @@ class Config:
     eval_every: int = MISSING
     measures: bool = MISSING  # Nanda et al.'s progress measures at every eval (model/measures.py)
     model: ModelConfig = MISSING  # chosen with model=transformer|mlp|quadratic
-    optim: OptimConfig = field(default_factory=OptimConfig)
+    optim: OptimConfig = MISSING  # chosen with optim=adamw|adam|sgd|muon
     train: TrainConfig = field(default_factory=TrainConfig)
     grokfast: GrokfastConfig = MISSING  # chosen with grokfast=none|ema|ma
     loss: LossConfig = MISSING  # chosen with loss=softmax|stablemax|mse
+    # start from another run (init.from, init.step, init.optimizer, init.subset: INIT_KEYS; run/parent.py). A mapping,
+    # not a dataclass: `from` is a Python keyword. Hydra's struct mode still refuses a key not in conf/config.yaml;
+    # checks.py checks the values' types
+    init: Any = MISSING
 
 
 # hydra/sweeper=refine: the refining sweeper's settings (hydra.sweeper.start=5 ...), registered in Hydra's ConfigStore
@@ -156,6 +190,10 @@ class PackLauncherConfig:
 # Registered on import: a launcher's worker imports this module with the job's function.
 if not OmegaConf.has_resolver("grok_sweep.cwd"):
     OmegaConf.register_new_resolver("grok_sweep.cwd", os.getcwd, use_cache=True)
+# `${grok_sweep.dirname:...}`: a job's folder name from its overrides, one folder deep: a path in a value
+# (init.from=outputs/runs/x) has its slashes as underscores
+if not OmegaConf.has_resolver("grok_sweep.dirname"):
+    OmegaConf.register_new_resolver("grok_sweep.dirname", lambda name: str(name).replace("/", "_"))
 
 
 def register() -> None:
@@ -185,4 +223,5 @@ def schema_keys(node: type = Config, prefix: str = "") -> list[str]:
     if node is Config:  # a config group's keys: those of every choice's schema
         for group, schemas in GROUPS.items():
             keys += sorted({f"{group}.{f.name}" for schema in schemas.values() for f in fields(schema)})
+        keys = [k for k in keys if k != "init"] + [f"init.{k}" for k in INIT_KEYS]
     return keys

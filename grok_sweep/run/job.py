@@ -16,6 +16,7 @@ from typing import Any
 from omegaconf import DictConfig
 from tinygrad.helpers import PARALLEL, Context
 
+from grok_sweep.run import parent
 from grok_sweep.run.checks import ConfigError, validate
 from grok_sweep.run.job_folder import JobFolder, claim, finished, not_started, start_error
 from grok_sweep.run.resources import job_device, memory_problem, physical_bytes
@@ -56,7 +57,7 @@ def _train_locked(cfg: DictConfig, out_dir: Path, progress: bool, job_num: int) 
         return done
     folder = JobFolder(cfg, out_dir, progress)
     try:
-        trainer = Trainer(cfg, job_device(cfg.train.device, cfg.train.devices, job_num))
+        trainer = Trainer(cfg, job_device(cfg.train.device, cfg.train.devices, job_num), parent.start(cfg))
     except Exception as err:  # the device, its memory or the disk refused before step 0
         return not_started(start_error(err), cfg, out_dir)
     if (found := folder.checkpoint_found()) is not None:

@@ -17,7 +17,7 @@ from typing import Any, Optional
 from omegaconf import DictConfig, OmegaConf
 from tinygrad.helpers import CACHEDB
 
-from grok_sweep.data.tasks import split_sizes
+from grok_sweep.run import parent
 from grok_sweep.run.outputs import refuse_other_config
 from grok_sweep.run.repair import repair
 from grok_sweep.store.damage import Damaged
@@ -25,6 +25,7 @@ from grok_sweep.store.integrity import read_yaml
 from grok_sweep.store.layout import (
     CHECKPOINT_FILE,
     COMPLETED,
+    DIVERGED,
     FAILED,
     FINAL_FILE,
     FINISHED,
@@ -90,10 +91,11 @@ class JobFolder:
         return Plan.of(self.cfg, self.status, checkpoint, snapshot)
 
     def save(self, status: str) -> None:
-        """After the loop: an interrupted job's checkpoint at the step it resumes at, else its metrics and weights."""
-        if status == INTERRUPTED:
+        """After the loop: an interrupted job's checkpoint at the step it resumes at, else its metrics and weights (and
+        with train.keep_checkpoint its state at its end: a run may continue it with init.optimizer=true)."""
+        if status == INTERRUPTED or (self.cfg.train.keep_checkpoint and status != DIVERGED):
             self._checkpoint()
-        else:
+        if status != INTERRUPTED:
             write_metrics(self.trained.log, self.out_dir)
             write_final(self.trained.weights(), self.trained.step, self.out_dir)
 
@@ -137,7 +139,7 @@ class JobFolder:
 
     def result(self, status: str, timings: dict[str, Optional[float]]) -> dict[str, Any]:
         cfg, trained = self.cfg, self.trained
-        n_train, n_test = split_sizes(cfg.modulus, cfg.train_ratio, cfg.operation)
+        n_train, n_test = parent.sizes(cfg)
         steps_run, loop = trained.log.filled, timings["loop_time_s"]
         timed = max(steps_run - (self.resumed or 0) - 2, 0)  # the first two steps compile; see Outcome.compile_time_s
         compile_s = timings["compile_time_s"]
@@ -162,6 +164,7 @@ class JobFolder:
             "versions": {lib: version(lib) for lib in LIBRARIES},
             "config": self.config,
             "final_weights": FINAL_FILE if status in FINISHED else None,  # written before this file
+            "init": parent.describe(cfg),  # the run it continued (init.from), or null
             "overrides": hydra_overrides(self.out_dir),  # Hydra's, as it wrote them: a damaged copy is told from them
             **self.extra,
         }

@@ -20,7 +20,7 @@ from grok_sweep.run.callbacks import quiet_console
 from grok_sweep.run.checks import ConfigError
 from grok_sweep.run.job import run_job
 from grok_sweep.run.pack_job import run_pack
-from grok_sweep.run.packing import default_size, packs
+from grok_sweep.run.packing import alone, default_size, packs
 from grok_sweep.run.resources import available_bytes, job_device
 
 log = logging.getLogger(__name__)
@@ -65,6 +65,9 @@ def train(jobs: list[tuple[DictConfig, Path]], size: Optional[int], sweep: Optio
     if size is None and asked == 1 and len(jobs) > 1:
         print(f"grok_sweep: on the CPU a pack trains slower than single jobs (docs/guide/pack.md): the {len(jobs)} "
               "jobs train one after another; hydra.launcher.size=N packs them anyway", file=sys.stderr)  # fmt: skip
+    if asked > 1:
+        for why in sorted({why for cfg in cfgs if (why := alone(cfg)) is not None}):
+            print(f"grok_sweep: jobs with {why} train alone, one after another", file=sys.stderr)
     results: list[Any] = [None] * len(jobs)
     for j, members in enumerate(packs(cfgs, asked)):
         if sweep is not None and sweep_stop.stopped(sweep):  # the command was interrupted: start no more

@@ -2,7 +2,8 @@
 
 Jobs share a pack when every key that changes a kernel is the same (their shape: compile_cache.kernel_config's keys,
 but for those a pack keeps per member); the members of a pack may differ in everything else: seed, weight_decay,
-optim.lr, train_ratio, model.init_scale, Grokfast's lamb and alpha, steps and early stopping, the host's keys.
+optim.lr, optim.warmup_steps, optim.min_lr, train_ratio, model.init_scale, Grokfast's lamb and alpha, steps and early
+stopping, the host's keys. Jobs of another optimizer than AdamW, or continuing a run (init.from), train alone.
 """
 
 from __future__ import annotations
@@ -14,7 +15,17 @@ from grok_sweep.run.resources import BASE_BYTES, estimate
 from grok_sweep.train.compile_cache import kernel_config
 
 MAX_SIZE = 64  # members of a pack by default, at most
-PER_MEMBER = {"optim": ("lr",), "grokfast": ("lamb", "alpha")}  # kernel keys a pack holds as (K,) tensors
+PER_MEMBER = {"grokfast": ("lamb", "alpha")}  # kernel keys a pack holds as (K,) tensors (and the optimizer's lrs)
+
+
+def alone(cfg: Any) -> str | None:
+    """Why a job trains alone, not in a pack (None: it may share one): a pack's optimizer is AdamW
+    (train/pack_adamw.py), and its members start from fresh weights."""
+    if cfg.optim.name != "adamw":
+        return f"optim={cfg.optim.name} (a pack trains with AdamW only)"
+    if cfg.init["from"] is not None:
+        return "init.from (a pack's members start from fresh weights)"
+    return None
 
 
 def shape_key(cfg: Any) -> str:
@@ -38,12 +49,15 @@ def default_size(cfg: Any, available: Optional[int]) -> int:
 
 
 def packs(cfgs: list[Any], size: int) -> list[list[int]]:
-    """The jobs (indices into `cfgs`) of each pack: jobs grouped by shape in the order they come, each group cut into
-    packs of at most `size`, as even as that allows."""
+    """The jobs (indices into `cfgs`) of each pack: those `alone` names one by one, then the others grouped by shape in
+    the order they come, each group cut into packs of at most `size`, as even as that allows."""
     groups: dict[str, list[int]] = {}
-    for i, cfg in enumerate(cfgs):
-        groups.setdefault(shape_key(cfg), []).append(i)
     out = []
+    for i, cfg in enumerate(cfgs):
+        if alone(cfg) is not None:
+            out.append([i])
+        else:
+            groups.setdefault(shape_key(cfg), []).append(i)
     for members in groups.values():
         n = -(-len(members) // size)  # packs in this group
         cut = [-(-len(members) * j // n) for j in range(n + 1)]  # sizes as even as can be, larger first

@@ -136,10 +136,12 @@ def _range_key_problem(hydra: Any, config_name: str, job: list[str], axes: list[
         for part in axis.key.split("."):
             node = node._get_node(part) if node is not None else None
         kind = getattr(getattr(node, "_metadata", None), "ref_type", None)
+        if axis.key == "init.subset":  # a fraction of the parent's train pairs (init has no schema: run/config.py)
+            kind = float
         if kind is not float:
             what = "a config group" if axis.key in GROUPS else getattr(kind, "__name__", "not a float")
             return (f"{axis.key}=interval(...): {axis.key} is {what}; a range needs a float key (train_ratio, "
-                    f"weight_decay, optim.lr, ...)")  # fmt: skip
+                    f"weight_decay, optim.lr, init.subset as a fraction, ...)")  # fmt: skip
     return None
 
 

@@ -81,8 +81,9 @@ QUEUED = "queued"  # no folder or no status yet
 
 # ---- metrics.parquet's columns, after "step"; NaN (null in the file) where not measured
 # every step, on the step's train batch (the whole train split in a full batch): its loss and accuracy, and the
-# fractions of it whose softmax is collapsed and whose loss is exactly 0 (model/loss.py's loss_and_collapse)
-TRAIN_COLS = ("train_loss", "train_acc", "softmax_collapse", "zero_loss")
+# fractions of it whose softmax is collapsed and whose loss is exactly 0 (model/loss.py's loss_and_collapse), and the
+# learning rate of the step's update (train/schedule.py; a float32 value, as the update used it)
+TRAIN_COLS = ("train_loss", "train_acc", "softmax_collapse", "zero_loss", "lr")
 # eval steps: test loss and accuracy, the global weight norm, the first layer's inverse participation ratio in the
 # Fourier basis (model/weight_measures.py); then LAYER_NORMS
 EVAL_COLS = ("test_loss", "test_acc", "weight_norm", "ipr")

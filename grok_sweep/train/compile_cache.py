@@ -2,8 +2,9 @@
 
 Why and what it saves: docs/performance/compile-cache.md.
 
-An entry is keyed by the config without the keys that change no kernel (seed, split ratio, weight decay, the
-initial weight scale and host-only keys: the input shapes are in the key, and weight decay is a tensor), and
+An entry is keyed by the config without the keys that change no kernel (seed, split ratio, weight decay, learning
+rates and their schedule's numbers, the initial weight scale, the run started from, and host-only keys: the input
+shapes are in the key, and weight decay and the learning rates are tensors), and
 holds the train and eval JITs; on a hit the trainer's tensors (weights, optimizer moments, masks, named by
 attribute path) are moved into them. `python -m grok_sweep.jit_cache` shows or clears the cache.
 """
@@ -16,7 +17,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from grok_sweep.fast import JitCache, named_tensors
 
-HOST_ONLY = {"seed", "steps", "train_ratio", "weight_decay"}
+HOST_ONLY = {"seed", "steps", "train_ratio", "weight_decay", "init"}  # init.from: the start's weights are tensors
+HOST_ONLY_OPTIM = {"lr", "adam_lr", "min_lr", "warmup_steps"}  # tensors: train/schedule.py, train/optimizers.py
 HOST_ONLY_MODEL = {"init_scale"}  # only the initial weights; the norm constraint's target is a tensor
 HOST_ONLY_TRAIN = {"checkpoint_every", "keep_checkpoint", "snapshot_every", "early_stop", "early_stop_acc",
                    "max_memory_gb", "flush_denormals", "devices", "compile_cache"}  # fmt: skip
@@ -28,6 +30,7 @@ def kernel_config(cfg: DictConfig) -> dict[str, Any]:
     kernels = {k: v for k, v in plain.items() if k not in HOST_ONLY}
     kernels["train"] = {k: v for k, v in plain["train"].items() if k not in HOST_ONLY_TRAIN}
     kernels["model"] = {k: v for k, v in plain["model"].items() if k not in HOST_ONLY_MODEL}
+    kernels["optim"] = {k: v for k, v in plain["optim"].items() if k not in HOST_ONLY_OPTIM}
     return kernels
 
 

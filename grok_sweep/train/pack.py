@@ -1,7 +1,8 @@
 """A pack: K jobs of one shape trained as one program, each a member on the leading axis of every tensor.
 
 The members' weights, AdamW moments and filter states are stacked (model/packed.py, pack_adamw.py, grokfast.py);
-what may differ between members (seed: split, init, batch order; weight_decay, optim.lr, train_ratio,
+what may differ between members (seed: split, init, batch order; weight_decay, optim.lr and its schedule's numbers,
+train_ratio,
 model.init_scale, Grokfast's lamb and alpha; steps and early stopping) is a (K,) tensor or host state, so a pack
 compiles once per shape and K. Train sets of different sizes are padded to the largest with examples of weight 0, as
 a single run's full batch is. The loss is the sum of the members' losses, so each member's gradient is its own;
@@ -41,6 +42,7 @@ from grok_sweep.train.norm_constraint import NormConstraint, global_norm
 from grok_sweep.train.orthograd import orthogonalize
 from grok_sweep.train.pack_adamw import PackAdamW
 from grok_sweep.train.pack_member import PackMember, restore
+from grok_sweep.train.schedule import Schedule
 
 
 class Pack(Runs):
@@ -69,8 +71,8 @@ class Pack(Runs):
             return values.pop() if len(values) == 1 and not self.stacked else per(lambda c: f(c.grokfast[key]))
 
         o = cfg.optim
-        self.opt = PackAdamW(self.params, per(lambda c: c.optim.lr), per(lambda c: c.weight_decay), o.beta1, o.beta2,
-                             o.eps, self.active)  # fmt: skip
+        self.schedule = Schedule(cfgs, dev)  # each member's learning rate at each update
+        self.opt = PackAdamW(self.params, per(lambda c: c.weight_decay), o.beta1, o.beta2, o.eps, self.active)
         self.grad_filter = make_filter(cfg.grokfast, self.params, filter_value, self.active)
         self.constraint = NormConstraint(self.params, self.active, self.norms) if cfg.train.constrain_norm else None
         self.batch_rngs = [np.random.default_rng(s[2]) for s in streams]
@@ -89,7 +91,8 @@ class Pack(Runs):
                         for c, n in zip(cfgs, chunk_n, strict=True)]  # fmt: skip
         chunks = [t for c in self.test for t in (c.x, c.y, c.w)]
         rings = (self.train_rows.buf, self.train_rows.counter, self.eval_rows.buf, self.eval_rows.counter)
-        Tensor.realize(*self.params, self.active, self.dft, self.x_train, self.y_train, *chunks, *rings)
+        Tensor.realize(*self.params, self.active, *self.schedule.tensors(), self.dft, self.x_train, self.y_train,
+                       *chunks, *rings)  # fmt: skip
         self.step, self.cache, self._host = 0, None, None
         self.train_step, self.eval_jit = TinyJit(self._train_step), TinyJit(self._eval_step)
 
@@ -147,8 +150,9 @@ class Pack(Runs):
             grads = self._orthogonal(grads) if self.cfg.optim.orthogonal else grads
             for p, g in zip(self.params, grads, strict=True):
                 p.grad = g.contiguous()  # as the single run's fused AdamW reads them: written before the update
-            row = write_ring(self.train_rows, [t.cast(dtypes.float32) for t in (loss, acc, *collapsed)])
-            Tensor.realize(*row, *self.grad_filter.state().values(), *self.opt.schedule_step())
+            lr = self.schedule.base * self.schedule.advance(self.active)
+            row = write_ring(self.train_rows, [t.cast(dtypes.float32) for t in (loss, acc, *collapsed)] + [lr])
+            Tensor.realize(*row, *self.grad_filter.state().values(), *self.opt.schedule_step(lr), self.schedule.n)
             if self.constraint is not None:
                 Tensor.realize(*self.constraint())
         return self.train_rows.counter

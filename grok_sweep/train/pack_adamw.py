@@ -1,5 +1,5 @@
-"""AdamW over a pack's member-stacked parameters (train/pack.py): tinygrad's AdamW, each member with its own lr and
-weight decay, and only the members that train (`active`) move.
+"""AdamW over a pack's member-stacked parameters (train/pack.py): tinygrad's AdamW, each member with its own lr (its
+schedule's, train/schedule.py) and weight decay, and only the members that train (`active`) move.
 
 The update is tinygrad's (nn/optim.py, LAMB with adam=True, as the single run's Trainer uses it), element by element:
     m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;  p -= lr (m / (1 - b1^t) / (sqrt(v / (1 - b2^t)) + eps) + wd p)
@@ -17,9 +17,8 @@ def each(v: Tensor, like: Tensor) -> Tensor:
 
 
 class PackAdamW:
-    def __init__(self, params: list[Tensor], lr: Tensor, wd: Tensor, b1: float, b2: float, eps: float,
-                 active: Tensor):  # fmt: skip
-        self.params, self.lr, self.wd, self.active = params, lr, wd, active
+    def __init__(self, params: list[Tensor], wd: Tensor, b1: float, b2: float, eps: float, active: Tensor):
+        self.params, self.wd, self.active = params, wd, active
         self.b1, self.b2, self.eps = b1, b2, eps
         dev, k = params[0].device, params[0].shape[0]
         self.b1_t, self.b2_t = (Tensor.ones(k, dtype=dtypes.float32, device=dev).contiguous() for _ in (b1, b2))
@@ -30,8 +29,9 @@ class PackAdamW:
         for p in self.params:
             p.grad = None
 
-    def schedule_step(self) -> list[Tensor]:
-        """The update of every parameter from its .grad: the tensors to realize."""
+    def schedule_step(self, lr: Tensor) -> list[Tensor]:
+        """The update of every parameter from its .grad at each member's learning rate `lr`, (K,): the tensors to
+        realize."""
         on = self.active
         # each new state assigned, then read back, as tinygrad's AdamW reads it: the same kernels round the same way
         self.b1_t.assign(on.where(self.b1_t * self.b1, self.b1_t))
@@ -44,6 +44,6 @@ class PackAdamW:
             up = m_hat / (v_hat.sqrt() + self.eps) + each(self.wd, p) * p.detach()
             # the step written before it is subtracted, as in tinygrad's fused AdamW: in one kernel, the compiler may
             # fuse p - lr * up into one rounding (a multiply-add), and the member's weights would leave its single run's
-            step = (each(self.lr, p) * up).contiguous()
+            step = (each(lr, p) * up).contiguous()
             p.assign(a.where(p.detach() - step, p.detach()))
         return [self.b1_t, self.b2_t, *self.m, *self.v, *self.params]

@@ -97,6 +97,7 @@ def restore(pack: Pack, states: dict[int, tuple[dict[str, np.ndarray], dict, Pat
     for name, t in pack.state_tensors().items():
         t.assign(Tensor(host[name], device=t.device)).realize()
     pack.step = min(m.first for m in pack.members)
+    pack.schedule.restore([m.first for m in pack.members])
     pack._host = None
     # the train ring's slots are steps (Ring.take); the eval ring's, eval calls of this process (from 0)
     counter = pack.train_rows.counter

@@ -1,4 +1,4 @@
-"""A job's trainer: one jitted full-batch AdamW step and one jitted eval step, with fixed shapes.
+"""A job's trainer: one jitted full-batch update (train/optimizers.py) and one jitted eval step, with fixed shapes.
 
 Both steps write their metrics into rings on the device (device_rows.py) that the host fetches in
 one block at a sync (`fetch`), so the loop (loop.py) waits on the device only there. `state` and
@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 from tinygrad import Context, Tensor, TinyJit, dtypes
-from tinygrad.nn.optim import AdamW
 from tinygrad.nn.state import get_parameters, get_state_dict
 
 from grok_sweep.data.batches import PAD_TO, pad
+from grok_sweep.data.start import Start
 from grok_sweep.data.tasks import Split, job_split, seed_streams
 from grok_sweep.fast import make_groups, prepare_device
 from grok_sweep.model import family
@@ -25,7 +25,7 @@ from grok_sweep.model.measures import Measures, n_freqs
 from grok_sweep.model.sizes import vocab
 from grok_sweep.model.weight_measures import dft_rows, ipr
 from grok_sweep.store.layout import TRAIN_COLS, eval_row_width
-from grok_sweep.train import compile_cache, loop
+from grok_sweep.train import compile_cache, loop, optimizers
 from grok_sweep.train.device_rows import EVAL_ROWS, HIST_ROWS, SYNC_STEPS, Ring, evals_per_sync
 from grok_sweep.train.early_stop import EarlyStop
 from grok_sweep.train.grokfast import make_filter
@@ -35,30 +35,25 @@ from grok_sweep.train.members import Member, Runs
 from grok_sweep.train.metrics_log import MetricsLog
 from grok_sweep.train.norm_constraint import NormConstraint, global_norm
 from grok_sweep.train.orthograd import orthogonalize
+from grok_sweep.train.schedule import Schedule
 
 
 class Trainer(Runs):
-    def __init__(self, cfg: DictConfig, device: str | None = None):
+    def __init__(self, cfg: DictConfig, device: str | None = None, start: Start | None = None):
+        """`start`: another run's weights (and optimizer state) and split to start from (init.from)."""
         _, init_seed, batch_seed = seed_streams(cfg.seed)
-        self.split: Split = job_split(cfg)
+        self.split: Split = job_split(cfg) if start is None else start.split
         dev, self.cfg = device or cfg.train.device, cfg
         self.device, self.on_cpu = dev, dev.split(":")[0] == "CPU"
         self.split_sums = not self.on_cpu  # the metrics' batch sums in their own kernels (loss.cross_entropy)
         prepare_device(dev)  # before the JIT captures: kernels replay without per-launch Python
         self.model = family.job_model(cfg, np.random.default_rng(init_seed), dev)
         self.params = get_parameters(self.model)
-        self.opt = AdamW(
-            self.params,
-            lr=cfg.optim.lr,
-            b1=cfg.optim.beta1,
-            b2=cfg.optim.beta2,
-            eps=cfg.optim.eps,
-            weight_decay=cfg.weight_decay,
-            fused=True,  # one update kernel for all parameters instead of three per tensor
-        )
-        # a value on the device, not a constant in the update kernel: jobs that differ only in weight
-        # decay share their compiled steps (tinygrad's kernel cache and jit_cache)
-        self.opt.wd = Tensor([float(cfg.weight_decay)], device=dev)
+        # weight decay and the learning rates are values on the device, not constants in the update kernel: jobs that
+        # differ only in them share their compiled steps (tinygrad's kernel cache and jit_cache)
+        self.wd = Tensor([float(cfg.weight_decay)], device=dev)
+        self.opt = optimizers.make(cfg, self.params, family.hidden_matrices(self.model), self.wd)
+        self.schedule = Schedule([cfg], dev)
         self.grad_filter = make_filter(cfg.grokfast, self.params)
         self.constraint = NormConstraint(self.params) if cfg.train.constrain_norm else None
         self.early_stop = EarlyStop(cfg.train.early_stop, cfg.train.early_stop_acc)
@@ -79,16 +74,28 @@ class Trainer(Runs):
         self.pending: list[tuple[int, int, list[int]]] = []  # (step, its first eval call, [0]) of evals not fetched
         chunks = [t for c in self.test for t in (c.x, c.y, c.w) if t is not None]
         rings = (self.train_rows.buf, self.train_rows.counter, self.eval_rows.buf, self.eval_rows.counter)
-        Tensor.realize(*self.params, self.opt.wd, self.dft, self.x_train, self.y_train, *chunks, *rings)
+        Tensor.realize(*self.params, self.wd, *self.schedule.tensors(), self.dft, self.x_train, self.y_train, *chunks,
+                       *rings)  # fmt: skip
         self.measures = (
             Measures(cfg.modulus, cfg.operation, s.x_train[:, :2], dev, cfg.train.loss_dtype) if cfg.measures else None
         )
         self.log = MetricsLog(cfg.steps, self.n_freqs, n_layers=self.n_layers)
         self.members = [Member(self.log, self.early_stop, cfg.steps)]  # one run
         self.step = 0  # the next step to run
+        if start is not None:
+            self._begin(start)
         self.train_step, self.eval_jit = TinyJit(self._train_step), TinyJit(self._eval_step)
         # CPU only: that is where a loaded JIT has been checked against a compiled one
         self.cache = compile_cache.attach(self) if cfg.train.compile_cache and self.on_cpu else None
+
+    def _begin(self, start: Start) -> None:
+        """Load another run's weights (and state) into this fresh one (init.from)."""
+        for name, t in self.state().items():
+            if (value := start.value(name)) is None:
+                continue
+            if value.shape != tuple(t.shape):
+                raise ValueError(f"init.from: {name} has shape {value.shape} in the parent, {tuple(t.shape)} here")
+            t.assign(Tensor(value, device=t.device)).realize()
 
     def _groups(self, x: np.ndarray, capacity: int | None = None) -> tuple[Tensor, Tensor] | None:
         """The lookup groups of a batch (fast.make_groups), which only the folded model reads."""
@@ -98,8 +105,8 @@ class Trainer(Runs):
         return tuple(Tensor(a, device=self.device).realize() for a in groups)
 
     def _train_step(self, x: Tensor, y: Tensor, groups: tuple[Tensor, Tensor] | None) -> Tensor:
-        """One update: loss, gradients, Grokfast's filter, then ⊥Grad's projection, AdamW, the norm constraint.
-        Its train row (store.layout.TRAIN_COLS) goes into the train ring."""
+        """One update: loss, gradients, Grokfast's filter, then ⊥Grad's projection, the optimizer at the schedule's
+        learning rate, the norm constraint. Its train row (store.layout.TRAIN_COLS) goes into the train ring."""
         w = self.w_train if x is self.x_train else None  # a mini-batch is never padded
         with Context(TRAINING=1):
             self.opt.zero_grad()
@@ -112,8 +119,11 @@ class Trainer(Runs):
             for p, g in zip(self.params, grads, strict=True):
                 p.grad = g
             acc = accuracy(logits, y, w, split=self.split_sums)
-            row = Tensor.stack(*(t.cast(dtypes.float32) for t in (loss, acc, *collapsed)))
-            Tensor.realize(*self.train_rows.write(row), *self.grad_filter.state().values(), *self.opt.schedule_step())
+            factor = self.schedule.advance()
+            lr = (self.schedule.base * factor).reshape(())
+            row = Tensor.stack(*(t.cast(dtypes.float32) for t in (loss, acc, *collapsed)), lr)
+            update = optimizers.schedule_step(self.opt, factor)
+            Tensor.realize(*self.train_rows.write(row), *self.grad_filter.state().values(), *update, self.schedule.n)
             if self.constraint is not None:  # on the updated weights: a second realize
                 Tensor.realize(*self.constraint())
         return self.train_rows.counter
@@ -149,11 +159,10 @@ class Trainer(Runs):
     def state(self) -> dict[str, Tensor]:
         """Everything a resumed run needs on the device: weights, optimizer moments, step counter."""
         st = {f"model.{k}": v for k, v in self.weights().items()}
-        st.update({f"opt.m.{i}": t for i, t in enumerate(self.opt.m)})
-        st.update({f"opt.v.{i}": t for i, t in enumerate(self.opt.v)})
+        st.update(optimizers.state(self.opt))
         st.update(self.grad_filter.state())
         st.update(self.constraint.state() if self.constraint is not None else {})
-        return {**st, "opt.b1_t": self.opt.b1_t, "opt.b2_t": self.opt.b2_t, "counter": self.train_rows.counter}
+        return {**st, "counter": self.train_rows.counter}
 
     def weights(self) -> dict[str, Tensor]:
         """The model's parameters by name, as a snapshot or load_run reads them."""
@@ -167,6 +176,7 @@ class Trainer(Runs):
         for name, t in self.state().items():
             t.assign(Tensor(arrays[name], device=t.device)).realize()
         self.step = self.members[0].first = host["step"]
+        self.schedule.restore([self.step])
         self.batch_rng.bit_generator.state = host["batch_rng"]
         self.log.restore(folder, self.step)
         if "early_stop" in host:
