@@ -90,7 +90,15 @@ def test_a_sweep_over_subsets_names_each_childs_parent_in_result_and_summary(gro
 def test_an_interrupted_child_resumes_to_the_same_run(grown, tmp_path, monkeypatch):
     from test_pack import _same_job  # noqa: PLC0415
 
-    cfg = _child(grown, "steps=30", "init.subset=9", "train.checkpoint_every=10", "train.keep_checkpoint=false")
+    cfg = _child(
+        grown,
+        "steps=30",
+        "init.subset=9",
+        "train.checkpoint_every=10",
+        "train.keep_checkpoint=false",
+        "optim.warmup_steps=20",
+        "optim.schedule=cosine",
+    )  # the schedule resumes at its step too
     monkeypatch.setenv("GROK_SWEEP_SIGNAL_AT_STEP", "15:TERM")
     assert run_job(cfg, tmp_path / "cut", progress=False)["status"] == "interrupted"
     monkeypatch.delenv("GROK_SWEEP_SIGNAL_AT_STEP")
