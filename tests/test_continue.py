@@ -143,3 +143,21 @@ def test_a_refine_sweep_may_range_over_the_subset_as_a_fraction(grown):
     assert precheck.check_command_line(args, CONF) == []
     refused = precheck.check_command_line([*args[:2], "init.step=interval(0,9)", *args[3:]], CONF)
     assert len(refused) == 1 and refused[0].startswith("init.step=interval(...): init.step is")
+
+
+@pytest.mark.parametrize("damaged", ["result.json", "model.safetensors", ".hydra"])
+def test_a_damaged_parent_is_refused_in_one_line(grown, tmp_path, damaged):
+    import shutil  # noqa: PLC0415
+
+    copy = tmp_path / "parent"
+    shutil.copytree(grown, copy)
+    if damaged == ".hydra":  # a folder run_job wrote has none: not needed, its config is in result.json
+        shutil.rmtree(copy / damaged, ignore_errors=True)
+    else:
+        (copy / damaged).write_bytes(b"\x00garbage")
+    found = parent.problems(_child(copy, "init.step=14" if damaged == "model.safetensors" else "steps=5"))
+    if damaged == ".hydra":
+        assert found == []
+        return
+    assert len(found) == 1 and "\n" not in found[0], found
+    assert found[0].startswith(f"init.from={copy}"), found

@@ -16,6 +16,7 @@ from grok_sweep.store.layout import CHECKPOINT_FILE, FINAL_FILE, RESULT_FILE, TR
 from grok_sweep.store.results import read_result
 from grok_sweep.store.weights import file_meta, find_snapshots
 from grok_sweep.store.yaml_files import parse_yaml
+from grok_sweep.util.errors import first_line
 
 SAME = ("operation", "modulus", "width", "model")  # the parent's task and model shape (model.init_scale aside)
 SAME_STATE = ("optim.name", "grokfast.name", "train.constrain_norm")  # init.optimizer=true: what its state is of
@@ -74,9 +75,16 @@ def problems(cfg: Any) -> list[str]:
         used = [f"init.{k}={init[k]}" for k in ("step", "subset") if init[k] is not None]
         return [f"{k} needs init.from=PATH (the run to continue)" for k in used + (["init.optimizer=true"]
                 if init.optimizer else [])]  # fmt: skip
-    folder = Path(src)
+    try:
+        return _folder_problems(cfg, Path(src))
+    except Exception as err:  # noqa: BLE001 - a damaged parent is bad input: one line, as any other
+        return [f"init.from={src}: a file of it cannot be read ({first_line(err)})"]
+
+
+def _folder_problems(cfg: Any, folder: Path) -> list[str]:
+    init, src = cfg.init, cfg.init["from"]
     result = read_result(folder) if (folder / RESULT_FILE).is_file() else None
-    if result is None or result.get("status") not in TRAINED or not result.get("config"):
+    if not isinstance(result, dict) or result.get("status") not in TRAINED or not result.get("config"):
         return [f"init.from={src} is not a finished run folder (one whose result.json says completed or stopped_early)"]
     p = parent_config(folder)
     out = [f"init.from={src}: its {k} is {_plain(_get(p, k), k)}, this job's {_plain(_get(cfg, k), k)} (the model and "
