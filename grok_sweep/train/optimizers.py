@@ -68,19 +68,21 @@ def make(cfg: Any, params: list[Tensor], hidden: list[Tensor], wd: Tensor) -> Op
     hidden_matrices) and an AdamW the rest."""
     o = cfg.optim
     if o.name == "adamw":
-        opt = AdamW(params, lr=o.lr, b1=o.beta1, b2=o.beta2, eps=o.eps, weight_decay=cfg.weight_decay, fused=True)
-        opt.wd = wd
-        return opt
+        return _adamw(params, o.lr, o, wd)
     if o.name == "adam":
         return AdamL2(params, wd, lr=o.lr, b1=o.beta1, b2=o.beta2, eps=o.eps)
     if o.name == "sgd":
         return SGDL2(params, o.lr, wd, o.momentum, o.nesterov)
     ids = {id(t) for t in hidden}
-    rest = [p for p in params if id(p) not in ids]
     muon = Muon(hidden, o.lr, wd, o.momentum, o.nesterov, o.ns_steps)
-    adam = AdamW(rest, lr=o.adam_lr, b1=o.beta1, b2=o.beta2, eps=o.eps, weight_decay=cfg.weight_decay, fused=True)
-    adam.wd = wd
-    return OptimizerGroup(muon, adam)
+    return OptimizerGroup(muon, _adamw([p for p in params if id(p) not in ids], o.adam_lr, o, wd))
+
+
+def _adamw(params: list[Tensor], lr: float, o: Any, wd: Tensor) -> Optimizer:
+    """tinygrad's AdamW, fused, its weight decay the device tensor `wd` (a constant 0 to build it: replaced)."""
+    opt = AdamW(params, lr=lr, b1=o.beta1, b2=o.beta2, eps=o.eps, weight_decay=0.0, fused=True)
+    opt.wd = wd
+    return opt
 
 
 def schedule_step(opt: Optimizer, factor: Tensor) -> list[Tensor]:
