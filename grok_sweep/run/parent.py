@@ -49,17 +49,18 @@ def sizes(cfg: Any) -> tuple[int, int]:
     return subset_size(cfg.init.subset, n_train) or n_train, n_test
 
 
+def _whole(v: Any) -> bool:
+    """An integer, not a bool (YAML's true is Python's int too)."""
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
 def _type_problems(init: Any) -> list[str]:
     """init's values of the wrong kind (init is a mapping without a schema: run/config.py)."""
-
-    def whole(v: Any) -> bool:
-        return isinstance(v, int) and not isinstance(v, bool)
-
     allowed = {
         "from": (lambda v: v is None or (isinstance(v, str) and v != ""), "null or a run folder"),
-        "step": (lambda v: v is None or (whole(v) and v >= 0), "null (the weights it ended with) or a step >= 0"),
+        "step": (lambda v: v is None or (_whole(v) and v >= 0), "null (the weights it ended with) or a step >= 0"),
         "optimizer": (lambda v: isinstance(v, bool), "true or false"),
-        "subset": (lambda v: v is None or whole(v) or isinstance(v, float), "null (all), a number of pairs or a "
+        "subset": (lambda v: v is None or _whole(v) or isinstance(v, float), "null (all), a number of pairs or a "
                    "fraction of them"),
     }  # fmt: skip
     return [f"init.{k}={init[k]!r} is not allowed: {why}" for k, (ok, why) in allowed.items() if not ok(init[k])]
@@ -121,7 +122,7 @@ def _state_problems(cfg: Any, p: dict[str, Any], folder: Path, step: Optional[in
 
 
 def _subset_problems(subset: Any, n_train: int) -> list[str]:
-    ok = subset is None or (isinstance(subset, int) and not isinstance(subset, bool) and 1 <= subset <= n_train) or (
+    ok = subset is None or (_whole(subset) and 1 <= subset <= n_train) or (
         isinstance(subset, float) and 0 < subset <= 1)  # fmt: skip
     if ok:
         return []
